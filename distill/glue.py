@@ -1,0 +1,132 @@
+"""GLUE TSV readers (quoting disabled) for SST-2, QQP and MNLI.
+
+Malformed rows — a wrong number of fields, or a label that is not one of the task's labels — are reported with
+file and line, counted, and left out; they are never silently kept or silently lost.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .io import UserError
+from .tasks import MNLI_LABELS
+from .text import clean_pretokenized, normalize
+
+log = logging.getLogger(__name__)
+
+# Official GLUE archives. The sha256 of each archive is pinned; a download that does not match is refused.
+GLUE_ARCHIVES = {
+    "sst2": {"dir": "SST-2", "url": "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip", "sha256": None},
+    "qqp": {"dir": "QQP", "url": "https://dl.fbaipublicfiles.com/glue/data/QQP-clean.zip", "sha256": None},
+    "mnli": {"dir": "MNLI", "url": "https://dl.fbaipublicfiles.com/glue/data/MNLI.zip", "sha256": None},
+}
+
+# split name -> file in the task's GLUE folder
+GLUE_FILES = {
+    "sst2": {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"},
+    "qqp": {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"},
+    "mnli": {
+        "train": "train.tsv",
+        "dev_matched": "dev_matched.tsv",
+        "dev_mismatched": "dev_mismatched.tsv",
+        "test_matched": "test_matched.tsv",
+        "test_mismatched": "test_mismatched.tsv",
+    },
+}
+# Splits without which a task cannot run (test sets are optional: GLUE's are unlabelled anyway).
+REQUIRED_SPLITS = {"sst2": ("train", "dev"), "qqp": ("train", "dev"), "mnli": ("train", "dev_matched", "dev_mismatched")}
+
+
+@dataclass
+class ReadReport:
+    path: str
+    rows: int = 0
+    malformed: list[str] = field(default_factory=list)  # "line N: reason"
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "rows": self.rows, "malformed": len(self.malformed),
+                "malformed_examples": self.malformed[:20]}
+
+
+def _iter_rows(path: Path, report: ReadReport):
+    """Yield (line_no, header, fields) for each data row; rows with a wrong field count go to the report."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        header_line = fh.readline()
+        if not header_line:
+            raise UserError(f"{path}: empty file")
+        header = header_line.rstrip("\r\n").split("\t")
+        for line_no, line in enumerate(fh, start=2):
+            line = line.rstrip("\r\n")
+            if not line:
+                continue
+            fields = line.split("\t")
+            if len(fields) != len(header):
+                report.malformed.append(f"line {line_no}: {len(fields)} fields, expected {len(header)}")
+                continue
+            yield line_no, header, fields
+
+
+def _col(header: list[str], name: str, path: Path) -> int:
+    if name not in header:
+        raise UserError(f"{path}: missing column {name!r} in header {header}")
+    return header.index(name)
+
+
+def _parse_label(raw: str, allowed: dict[str, int], line_no: int, report: ReadReport) -> int | None:
+    label = allowed.get(raw.strip())
+    if label is None:
+        report.malformed.append(f"line {line_no}: label {raw[:40]!r} not in {sorted(allowed)}")
+    return label
+
+
+def read_glue_split(task: str, split: str, path: str | Path) -> tuple[pd.DataFrame, ReadReport]:
+    """Read one GLUE TSV into the contract's columns: idx, sentence / sentence1+sentence2, label, split."""
+    path = Path(path)
+    report = ReadReport(str(path))
+    labelled = not split.startswith("test")
+    records = []
+    if task == "sst2":
+        binary = {"0": 0, "1": 1}
+        for line_no, header, f in _iter_rows(path, report):
+            if labelled:
+                label = _parse_label(f[_col(header, "label", path)], binary, line_no, report)
+                if label is None:
+                    continue
+                idx = line_no - 2
+            else:
+                label, idx = -1, int(f[_col(header, "index", path)])
+            records.append((idx, clean_pretokenized(f[_col(header, "sentence", path)]), label))
+        df = pd.DataFrame(records, columns=["idx", "sentence", "label"])
+    elif task in ("qqp", "mnli"):
+        if task == "qqp":
+            s1, s2, label_col, allowed = "question1", "question2", "is_duplicate", {"0": 0, "1": 1}
+        else:
+            s1, s2, label_col = "sentence1", "sentence2", "gold_label"
+            allowed = {name: i for i, name in enumerate(MNLI_LABELS)}
+        for line_no, header, f in _iter_rows(path, report):
+            label = -1
+            if labelled:
+                label = _parse_label(f[_col(header, label_col, path)], allowed, line_no, report)
+                if label is None:
+                    continue
+            id_col = "id" if task == "qqp" else "index"
+            idx_raw = f[_col(header, id_col, path)] if id_col in header else str(line_no - 2)
+            try:
+                idx = int(idx_raw)
+            except ValueError:
+                report.malformed.append(f"line {line_no}: {id_col} {idx_raw[:40]!r} is not an integer")
+                continue
+            records.append((idx, normalize(f[_col(header, s1, path)]), normalize(f[_col(header, s2, path)]), label))
+        df = pd.DataFrame(records, columns=["idx", "sentence1", "sentence2", "label"])
+    else:
+        raise UserError(f"task {task!r} is not a GLUE task this reader knows")
+    df["label"] = df["label"].astype("int64")
+    df["idx"] = df["idx"].astype("int64")
+    df["split"] = split
+    report.rows = len(df)
+    if report.malformed:
+        log.warning("%s: %d malformed row(s) left out, e.g. %s", path, len(report.malformed), report.malformed[0])
+    return df, report

@@ -1,0 +1,112 @@
+"""The student (§3.1, Figures 1-2): a one-layer BiLSTM over word embeddings, nothing added.
+
+Single sentence: last hidden state of each direction, concatenated -> FC + ReLU -> FC -> logits.
+Pairs: one shared (siamese) encoder; features [h1, h2, h1*h2, |h1-h2|] -> the same ReLU classifier.
+Embeddings: one trainable table, or `multichannel` (Kim 2014): a frozen copy and a trainable copy, concatenated.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from .io import UserError, atomic_path
+from .vocab import Vocab
+
+CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE = "config.json", "model.pt", "vocab.txt"
+
+
+@dataclass
+class StudentConfig:
+    vocab_size: int
+    embedding_dim: int
+    hidden: int = 150
+    fc: int = 200
+    num_labels: int = 2
+    pair: bool = False
+    multichannel: bool = True
+    embeddings: str = "random"  # provenance only: which vectors initialised the table
+
+
+class Embedder(nn.Module):
+    def __init__(self, cfg: StudentConfig, vectors: torch.Tensor | None = None):
+        super().__init__()
+        self.trainable = nn.Embedding(cfg.vocab_size, cfg.embedding_dim, padding_idx=0)
+        self.frozen = nn.Embedding(cfg.vocab_size, cfg.embedding_dim, padding_idx=0) if cfg.multichannel else None
+        if vectors is not None:
+            self.trainable.weight.data.copy_(vectors)
+            if self.frozen is not None:
+                self.frozen.weight.data.copy_(vectors)
+        if self.frozen is not None:
+            self.frozen.weight.requires_grad_(False)
+
+    @property
+    def output_dim(self) -> int:
+        return self.trainable.embedding_dim * (2 if self.frozen is not None else 1)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.frozen is None:
+            return self.trainable(ids)
+        return torch.cat([self.frozen(ids), self.trainable(ids)], dim=-1)
+
+
+class BiLSTMEncoder(nn.Module):
+    def __init__(self, cfg: StudentConfig, vectors: torch.Tensor | None = None):
+        super().__init__()
+        self.embed = Embedder(cfg, vectors)
+        self.lstm = nn.LSTM(self.embed.output_dim, cfg.hidden, num_layers=1, bidirectional=True, batch_first=True)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """ids (B, T) right-padded, lengths (B,) >= 1 -> (B, 2*hidden): [forward last, backward last]."""
+        packed = pack_padded_sequence(self.embed(ids), lengths.cpu().clamp(min=1), batch_first=True,
+                                      enforce_sorted=False)
+        _, (h_n, _) = self.lstm(packed)  # h_n: (2, B, hidden), already in the input's batch order
+        return torch.cat([h_n[0], h_n[1]], dim=-1)
+
+
+class StudentClassifier(nn.Module):
+    def __init__(self, cfg: StudentConfig, vectors: torch.Tensor | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = BiLSTMEncoder(cfg, vectors)
+        features = 2 * cfg.hidden * (4 if cfg.pair else 1)
+        self.classifier = nn.Sequential(nn.Linear(features, cfg.fc), nn.ReLU(), nn.Linear(cfg.fc, cfg.num_labels))
+
+    def forward(self, ids, lengths, ids2=None, lengths2=None) -> torch.Tensor:
+        h1 = self.encoder(ids, lengths)
+        if not self.cfg.pair:
+            return self.classifier(h1)
+        h2 = self.encoder(ids2, lengths2)
+        return self.classifier(torch.cat([h1, h2, h1 * h2, (h1 - h2).abs()], dim=-1))
+
+
+def count_parameters(model: nn.Module, include_embeddings: bool = True) -> int:
+    """All parameters (frozen embedding copy included); without embeddings = the paper's 0.96M count."""
+    return sum(p.numel() for name, p in model.named_parameters()
+               if include_embeddings or ".embed." not in f".{name}")
+
+
+def save_student(model: StudentClassifier, vocab: Vocab, path: str | Path, extra: dict | None = None) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        (tmp / CONFIG_FILE).write_text(json.dumps({**asdict(model.cfg), **(extra or {})}, indent=2) + "\n")
+        vocab.save(tmp / VOCAB_FILE)
+        torch.save(model.state_dict(), tmp / WEIGHTS_FILE)
+    return Path(path)
+
+
+def load_student(path: str | Path, map_location: str = "cpu") -> tuple[StudentClassifier, Vocab]:
+    path = Path(path)
+    if not (path / CONFIG_FILE).exists() or not (path / WEIGHTS_FILE).exists():
+        raise UserError(f"{path}: not a student model directory (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+    raw = json.loads((path / CONFIG_FILE).read_text())
+    fields = StudentConfig.__dataclass_fields__
+    cfg = StudentConfig(**{k: v for k, v in raw.items() if k in fields})
+    model = StudentClassifier(cfg)
+    model.load_state_dict(torch.load(path / WEIGHTS_FILE, map_location=map_location, weights_only=True))
+    model.eval()
+    return model, Vocab.load(path / VOCAB_FILE)

@@ -1,0 +1,24 @@
+"""Text normalisation: lower-cased, Penn-Treebank-tokenized, space-separated — the form GLUE SST-2 ships in."""
+from __future__ import annotations
+
+import re
+
+from nltk.tokenize import TreebankWordTokenizer
+
+_TOKENIZER = TreebankWordTokenizer()
+_SPACES = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """Lower-case and tokenize like SST-2 ("It's great!" -> "it 's great !")."""
+    text = _SPACES.sub(" ", str(text)).strip().lower()
+    if not text:
+        return ""
+    # Treebank rewrites double quotes as `` and ''; SST-2 keeps plain tokens, so map them back.
+    tokens = ["\"" if t in ("``", "''") else t for t in _TOKENIZER.tokenize(text)]
+    return " ".join(tokens)
+
+
+def clean_pretokenized(text: str) -> str:
+    """Already-tokenized text (SST-2): only collapse whitespace."""
+    return _SPACES.sub(" ", str(text)).strip()
