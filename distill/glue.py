@@ -17,11 +17,15 @@ from .text import clean_pretokenized, normalize
 
 log = logging.getLogger(__name__)
 
-# Official GLUE archives. The sha256 of each archive is pinned; a download that does not match is refused.
+# Official GLUE archives, sha256 pinned as in Hugging Face datasets' glue/dataset_infos.json (SST-2 and MNLI also
+# agree with TensorFlow Datasets). A download that does not match is refused and nothing is written.
 GLUE_ARCHIVES = {
-    "sst2": {"dir": "SST-2", "url": "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip", "sha256": None},
-    "qqp": {"dir": "QQP", "url": "https://dl.fbaipublicfiles.com/glue/data/QQP-clean.zip", "sha256": None},
-    "mnli": {"dir": "MNLI", "url": "https://dl.fbaipublicfiles.com/glue/data/MNLI.zip", "sha256": None},
+    "sst2": {"dir": "SST-2", "url": "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip",
+             "sha256": "d67e16fb55739c1b32cdce9877596db1c127dc322d93c082281f64057c16deaa"},
+    "qqp": {"dir": "QQP", "url": "https://dl.fbaipublicfiles.com/glue/data/QQP-clean.zip",
+            "sha256": "40e7c862c04eb26ee04b67fd900e76c45c6ba8e6d8fab4f8f1f8072a1a3fbae0"},
+    "mnli": {"dir": "MNLI", "url": "https://dl.fbaipublicfiles.com/glue/data/MNLI.zip",
+             "sha256": "e7c1d896d26ed6caf700110645df426cc2d8ebf02a5ab743d5a5c68ac1c83633"},
 }
 
 # split name -> file in the task's GLUE folder
