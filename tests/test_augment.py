@@ -1,0 +1,156 @@
+"""§3.3 augmentation: per-word rates, tag-preserving unigram replacement, n-grams, dedup, pair cycling, determinism."""
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from distill.augment import (KEEP, MASK, MASKED, REPLACED, augment, encode, ngram_spans, perturb_words,
+                             transfer_table, write_table)
+from conftest import run_stage
+
+# A controlled vocabulary: two tags with known unigram counts.
+UNIGRAMS = pd.DataFrame({"tag": ["NN"] * 5 + ["VB"] * 3,
+                         "word": ["n0", "n1", "n2", "n3", "n4", "v0", "v1", "v2"],
+                         "count": [50, 25, 12, 8, 5, 60, 30, 10]})
+TAG_OF = dict(zip(UNIGRAMS["word"], UNIGRAMS["tag"]))
+
+
+def corpus(m=3000, length=8, seed=0):
+    rng = np.random.default_rng(seed)
+    words = np.array(list(TAG_OF))
+    sents = [list(rng.choice(words, length)) for _ in range(m)]
+    return [" ".join(s) for s in sents], [[TAG_OF[w] for w in s] for s in sents]
+
+
+def sd4(p, n):
+    return 4 * np.sqrt(p * (1 - p) / n)
+
+
+def test_per_word_mask_and_replacement_rates():
+    texts, tags = corpus()
+    vocab, tokens, sampler = encode({"sentence": texts}, {"sentence": tags}, UNIGRAMS)
+    assert vocab[0] == MASK
+    new, decision = perturb_words(tokens["sentence"], sampler, 0, 0.1, 0.1, np.random.Generator(np.random.PCG64(1)))
+    n = len(decision)
+    assert abs((decision == MASKED).mean() - 0.1) < sd4(0.1, n)
+    assert abs((decision == REPLACED).mean() - 0.1) < sd4(0.1, n)
+    assert (vocab[new[decision == MASKED]] == MASK).all()
+    assert (new[decision == KEEP] == tokens["sentence"].ids[decision == KEEP]).all()
+
+
+def test_replacements_keep_the_tag_and_follow_unigram_counts():
+    texts, tags = corpus(m=4000)
+    vocab, tokens, sampler = encode({"sentence": texts}, {"sentence": tags}, UNIGRAMS)
+    new, decision = perturb_words(tokens["sentence"], sampler, 0, 0.0, 0.5, np.random.Generator(np.random.PCG64(2)))
+    repl = decision == REPLACED
+    old_words, new_words = vocab[tokens["sentence"].ids[repl]], vocab[new[repl]]
+    assert [TAG_OF[w] for w in new_words] == [TAG_OF[w] for w in old_words]
+    for tag in ("NN", "VB"):
+        table = UNIGRAMS[UNIGRAMS["tag"] == tag]
+        drawn = pd.Series(new_words[[TAG_OF[w] == tag for w in old_words]]).value_counts()
+        observed = np.array([drawn.get(w, 0) for w in table["word"]])
+        expected = table["count"].to_numpy() / table["count"].sum() * observed.sum()
+        assert observed.sum() > 3000
+        assert stats.chisquare(observed, expected).pvalue > 1e-4, (tag, observed, expected)
+    # A wrong distribution (uniform within the tag) is rejected by the same test, so the test can fail.
+    observed_nn = np.array([pd.Series(new_words).value_counts().get(w, 0) for w in ["n0", "n1", "n2", "n3", "n4"]])
+    assert stats.chisquare(observed_nn, np.full(5, observed_nn.sum() / 5)).pvalue < 1e-6
+
+
+def test_ngram_rate_sizes_and_bounds():
+    rng = np.random.Generator(np.random.PCG64(3))
+    lengths = np.random.default_rng(4).integers(1, 13, 20000)
+    applied, n, start, span = ngram_spans(lengths, 0.25, rng)
+    assert abs(applied.mean() - 0.25) < sd4(0.25, len(lengths))
+    assert set(np.unique(n[applied])) == {1, 2, 3, 4, 5}
+    assert stats.chisquare(np.bincount(n[applied])[1:]).pvalue > 1e-4  # n uniform in 1..5
+    assert (span[applied] == np.minimum(n, lengths)[applied]).all()
+    assert ((start >= 0) & (start + span <= lengths)).all()
+    assert ((start == 0) & (span == lengths))[~applied].all()
+    # start uniform over the valid positions: for length 12 and n = 3, positions 0..9
+    sel = applied & (lengths == 12) & (n == 3)
+    assert set(np.unique(start[sel])) == set(range(10))
+
+
+def test_ngrams_are_contiguous_pieces_of_the_source():
+    texts = [" ".join(f"w{i}_{j}" for j in range(3 + i % 7)) for i in range(500)]
+    tags = [["NN"] * len(t.split(" ")) for t in texts]
+    unigrams = pd.DataFrame({"tag": "NN", "word": ["w0_0"], "count": [1]})
+    out = augment({"sentence": texts}, {"sentence": tags}, unigrams, 0.0, 0.0, 1.0, 4, seed=5, progress=False)
+    for sent, origin in zip(out["columns"]["sentence"], out["origin"]):
+        words, source = sent.split(" "), texts[origin].split(" ")
+        assert 1 <= len(words) <= 5
+        first = source.index(words[0])
+        assert source[first:first + len(words)] == words
+
+
+def test_no_duplicates_and_originals_first():
+    texts, tags = corpus(m=2000, length=3, seed=6)  # short sentences over 8 words: many collisions
+    out = augment({"sentence": texts}, {"sentence": tags}, UNIGRAMS, 0.1, 0.1, 0.25, 10, seed=7, progress=False)
+    synth = out["columns"]["sentence"]
+    assert out["candidates"] == 20000 and 0 < len(synth) < 20000
+    assert len(set(synth)) == len(synth)
+    assert not set(synth) & set(texts)
+    assert (np.diff(out["origin"]) >= 0).all()
+    train = pd.DataFrame({"sentence": texts, "label": np.arange(2000) % 2})
+    df = transfer_table(train, ["sentence"], out).to_pandas()
+    assert list(df.columns) == ["sentence", "label", "synthetic", "origin"]
+    assert df["sentence"][:2000].tolist() == texts and df["origin"][:2000].tolist() == list(range(2000))
+    assert (df["label"][:2000] == train["label"]).all() and (df["label"][2000:] == -1).all()
+    assert (~df["synthetic"][:2000]).all() and df["synthetic"][2000:].all()
+
+
+def test_pairs_cycle_first_second_both():
+    # Lengths differ per example so that fully masked sentences of different examples differ.
+    s1 = [" ".join(["one"] * (i + 1)) for i in range(50)]
+    s2 = [" ".join(["two"] * (i + 2)) for i in range(50)]
+    tags = {"sentence1": [["NN"] * (i + 1) for i in range(50)], "sentence2": [["NN"] * (i + 2) for i in range(50)]}
+    unigrams = pd.DataFrame({"tag": ["NN"], "word": ["x"], "count": [1]})
+    # p_mask = 1: an augmented sentence is all [MASK], so iterations 3..5 repeat 0..2 and are dropped.
+    out = augment({"sentence1": s1, "sentence2": s2}, tags, unigrams, 1.0, 0.0, 0.0, 6, seed=8, progress=False)
+    a, b = out["columns"]["sentence1"], out["columns"]["sentence2"]
+    assert out["candidates"] == 300
+    assert out["origin"].tolist() == [i for i in range(50) for _ in range(3)]
+    for i in range(50):
+        m1, m2 = " ".join([MASK] * (i + 1)), " ".join([MASK] * (i + 2))
+        assert list(zip(a[3 * i:3 * i + 3], b[3 * i:3 * i + 3])) == [(m1, s2[i]), (s1[i], m2), (m1, m2)]
+
+
+def test_same_seed_same_bytes(tmp_path):
+    texts, tags = corpus(m=1000, seed=9)
+    train = pd.DataFrame({"sentence": texts, "label": np.zeros(1000, np.int64)})
+
+    def run(seed, name):
+        out = augment({"sentence": texts}, {"sentence": tags}, UNIGRAMS, 0.1, 0.1, 0.25, 5, seed, progress=False)
+        return write_table(transfer_table(train, ["sentence"], out), tmp_path / name).read_bytes()
+
+    assert run(13, "a.parquet") == run(13, "b.parquet")
+    assert run(13, "a.parquet") != run(14, "c.parquet")
+
+
+@pytest.mark.parametrize("task,cols", [("rotten_tomatoes", ["sentence"]), ("qqp", ["sentence1", "sentence2"])])
+def test_postag_then_augment_stage(tmp_path, task, cols):
+    data = tmp_path / "data" / task
+    data.mkdir(parents=True)
+    rows = ["the film is a charming journey .", "it 's a dull , lifeless mess", "what do pigs eat ?",
+            "how do pigs eat ?", "a great cast"]
+    train = pd.DataFrame({"idx": range(5), **{c: rows[k:] + rows[:k] for k, c in enumerate(cols)},
+                          "label": [1, 0, 1, 0, 1], "split": "train"})
+    train.to_parquet(data / "train.parquet")
+    (tmp_path / "params.yaml").write_text(
+        "postag:\n  tagger: textblob\naugment:\n  p_mask: 0.1\n  p_pos: 0.1\n  p_ng: 0.25\n"
+        "  n_iter: {default: 20, qqp: 6}\n  seed: 13\n")
+    common = ["--task", task, "--data-dir", str(tmp_path / "data"), "--params-file", str(tmp_path / "params.yaml")]
+    run_stage("postag.py", *common, "--nltk-dir", str(tmp_path / "cache"))
+    proc = run_stage("augment.py", *common)
+    out = pd.read_parquet(data / "transfer.parquet")
+    assert list(out.columns) == [*cols, "label", "synthetic", "origin"]
+    assert out[cols][:5].equals(train[cols]) and out["origin"][:5].tolist() == list(range(5))
+    n_iter = 6 if task == "qqp" else 20
+    synth = out[out["synthetic"]]
+    assert 0 < len(synth) <= 5 * n_iter and (synth["label"] == -1).all()
+    assert not out.duplicated(cols).iloc[5:].any()
+    assert f"{5 * n_iter} candidates" in proc.stderr
+    first = (data / "transfer.parquet").read_bytes()
+    run_stage("augment.py", *common)
+    assert (data / "transfer.parquet").read_bytes() == first

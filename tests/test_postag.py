@@ -1,0 +1,99 @@
+"""POS tagging: the offline (textblob-aptagger) model loads through plain NLTK; tags and unigram counts line up."""
+import json
+
+import nltk
+import pandas as pd
+import pytest
+
+import distill.postag as postag
+from distill.io import UserError
+from conftest import run_stage
+
+
+@pytest.fixture(scope="module")
+def offline_tagger(tmp_path_factory):
+    """The textblob copy of the model, converted into a private NLTK data dir; nltk.data.path restored after."""
+    saved = list(nltk.data.path)
+    root = tmp_path_factory.mktemp("nltk_cache")
+    tagger, used = postag.prepare_tagger("textblob", root)
+    yield tagger, used, root
+    nltk.data.path[:] = saved
+    nltk.tag._get_tagger.cache_clear()
+
+
+def tags_of(sentence):
+    return [t for _, t in nltk.pos_tag(sentence.split(" "))]
+
+
+def test_plain_nltk_pos_tag_uses_converted_model(offline_tagger):
+    _, used, root = offline_tagger
+    assert used.startswith("textblob")
+    assert postag.tagger_location().startswith(str(root))
+    # NLTK's own documented outputs (nltk/tag/__init__.py, corpus/reader/wordnet.py, parse/util.py doctests).
+    assert tags_of("John 's big idea is n't all that bad .") == \
+        ["NNP", "POS", "JJ", "NN", "VBZ", "RB", "PDT", "DT", "JJ", "."]
+    assert tags_of("Banks check books .") == ["NNS", "VBP", "NNS", "."]
+    assert tags_of("This is a foobar sentence .") == ["DT", "VBZ", "DT", "JJ", "NN", "."]
+    # NLTK's model (a later training run) tags `jumps` VBZ here; the textblob model's NNS is a known difference.
+    assert tags_of("The quick brown fox jumps over the lazy dog") == \
+        ["DT", "JJ", "NN", "NN", "NNS", "IN", "DT", "JJ", "NN"]
+
+
+def test_written_json_loads_with_nltk_loader(offline_tagger):
+    _, _, root = offline_tagger
+    folder = root / "textblob_nltk_data" / "taggers" / "averaged_perceptron_tagger_eng"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [f"averaged_perceptron_tagger_eng.{a}.json" for a in ("classes", "tagdict", "weights")]
+    loaded = nltk.tag.perceptron.PerceptronTagger(loc=folder)
+    classes = json.loads((folder / "averaged_perceptron_tagger_eng.classes.json").read_text())
+    assert loaded.classes == set(classes) and len(classes) == 45 and {"NN", "VBZ", "-LRB-", "."} <= set(classes)
+    assert loaded.tagdict["the"] == "DT" and len(loaded.tagdict) > 2000
+    assert loaded.tag(["it", "is", "good"]) == [("it", "PRP"), ("is", "VBZ"), ("good", "JJ")]
+
+
+def test_tag_frame_pairs_aligned_and_unigrams_counted(offline_tagger):
+    tagger = offline_tagger[0]
+    df = pd.DataFrame({"sentence1": ["the cat sat .", "a dog ran", "the cat sat ."],
+                       "sentence2": ["the dog", "cats run fast .", "the dog"]})
+    tags, unigrams = postag.tag_frame(tagger, df, ("sentence1", "sentence2"))
+    assert list(tags.columns) == ["tags1", "tags2"] and len(tags) == 3
+    for col, tcol in (("sentence1", "tags1"), ("sentence2", "tags2")):
+        assert [len(t) for t in tags[tcol]] == [len(s.split(" ")) for s in df[col]]
+    assert tags["tags1"][0] == [t for _, t in tagger.tag("the cat sat .".split())]
+    assert list(unigrams.columns) == ["tag", "word", "count"]
+    assert unigrams["count"].sum() == sum(len(s.split(" ")) for c in df for s in df[c])
+    row = unigrams[(unigrams["word"] == "the")]
+    assert row["tag"].tolist() == ["DT"] and row["count"].tolist() == [4]  # duplicate rows count
+    again = postag.tag_frame(tagger, df, ("sentence1", "sentence2"))[1]
+    pd.testing.assert_frame_equal(unigrams, again)
+    order = list(zip(unigrams["tag"], -unigrams["count"], unigrams["word"]))
+    assert order == sorted(order)
+
+
+def test_auto_falls_back_without_network(offline_tagger, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(postag, "_nltk_has_model", lambda: False)
+    monkeypatch.setattr(nltk, "download", no_network)
+    _, used = postag.prepare_tagger("auto", offline_tagger[2])
+    assert used.startswith("textblob")
+    with pytest.raises(UserError, match="tagger=nltk"):
+        postag.prepare_tagger("nltk", offline_tagger[2])
+    with pytest.raises(UserError, match="one of"):
+        postag.prepare_tagger("spacy", offline_tagger[2])
+
+
+def test_stage_writes_both_files(tmp_path):
+    data = tmp_path / "data" / "rotten_tomatoes"
+    data.mkdir(parents=True)
+    train = pd.DataFrame({"idx": [0, 1], "sentence": ["a charming journey .", "it 's dull"], "label": [1, 0],
+                          "split": ["train", "train"]})
+    train.to_parquet(data / "train.parquet")
+    (tmp_path / "params.yaml").write_text("postag:\n  tagger: textblob\n")
+    run_stage("postag.py", "--task", "rotten_tomatoes", "--data-dir", str(tmp_path / "data"),
+              "--params-file", str(tmp_path / "params.yaml"), "--nltk-dir", str(tmp_path / "cache"))
+    tags = pd.read_parquet(data / "postag.parquet")
+    assert list(tags.columns) == ["tags"] and [len(t) for t in tags["tags"]] == [4, 3]
+    unigrams = pd.read_parquet(data / "tag_unigrams.parquet")
+    assert list(unigrams.columns) == ["tag", "word", "count"] and unigrams["count"].sum() == 7
