@@ -77,8 +77,8 @@ def teacher_vectors(vocab: Vocab, teacher_dir: str | Path, seed: int) -> tuple[n
         raise UserError(f"{teacher_dir}: no teacher model (config.json missing); run finetune_teacher first")
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(teacher_dir)
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(teacher_dir, local_files_only=True)
     table = model.get_input_embeddings().weight.detach().float().cpu().numpy()
     matrix = _random_matrix(vocab, table.shape[1], seed)
     words = vocab.itos[len(SPECIALS):]
@@ -97,7 +97,8 @@ def teacher_vectors(vocab: Vocab, teacher_dir: str | Path, seed: int) -> tuple[n
     return matrix, float(found.mean()) if len(words) else 0.0
 
 
-def build_embeddings(name: str, vocab: Vocab, seed: int, teacher_dir: str | Path | None = None) -> tuple[np.ndarray, dict]:
+def build_embeddings(name: str, vocab: Vocab, seed: int,
+                     teacher_dir: str | Path | None = None) -> tuple[np.ndarray, dict]:
     """(len(vocab), dim) float32 matrix for `name`, plus {"embeddings", "embedding_dim", "coverage"}."""
     if name == "glove-6b-50d":
         matrix, coverage = glove_6b_50d(vocab, seed)

@@ -1,0 +1,110 @@
+"""Scoring the teacher, the baseline and the student on a task's labelled evaluation splits."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .io import UserError, atomic_path
+from .metrics import split_metrics
+from .tasks import Task
+from .text import normalize
+
+# A predictor maps the text columns (one list per column) to (N, num_labels) logits.
+Predictor = Callable[[list[list[str]]], np.ndarray]
+
+STUDENT_FILES = ("config.json", "model.pt", "vocab.txt")
+HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+              "pytorch_model.bin.index.json")
+
+
+def model_kind(path: str | Path) -> str:
+    """'student' (student/baseline dir), 'teacher' (HF save_pretrained dir), else a one-line UserError."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{path}: model directory not found")
+    if all((path / f).exists() for f in STUDENT_FILES):
+        return "student"
+    if (path / "config.json").exists() and any((path / f).exists() for f in HF_WEIGHTS):
+        return "teacher"
+    raise UserError(f"{path}: neither a student model ({', '.join(STUDENT_FILES)}) nor a Hugging Face model "
+                    f"directory (config.json + weights)")
+
+
+def student_predictor(path: str | Path, batch_size: int = 512) -> tuple[Predictor, dict]:
+    import torch
+
+    from .student import count_parameters, load_student
+    from .train import Dataset, device, predict_logits
+
+    model, vocab = load_student(path)
+    model.to(device())
+    params = {"total": count_parameters(model), "without_embeddings": count_parameters(model, False)}
+
+    def predict(columns: list[list[str]]) -> np.ndarray:
+        if len(columns) != (2 if model.cfg.pair else 1):
+            raise UserError(f"{path}: the model takes {2 if model.cfg.pair else 1} text field(s), "
+                            f"got {len(columns)}")
+        with torch.no_grad():
+            return predict_logits(model, Dataset(vocab, columns), batch_size)
+
+    return predict, {"params": params, "num_labels": model.cfg.num_labels, "pair": model.cfg.pair}
+
+
+def teacher_predictor(path: str | Path, batch_size: int = 128, bf16: bool = False,
+                      max_length: int = 128) -> tuple[Predictor, dict]:
+    from .teacher import load_teacher, teacher_logits
+
+    model, tokenizer = load_teacher(path)
+
+    def predict(columns: list[list[str]]) -> np.ndarray:
+        second = columns[1] if len(columns) > 1 else None
+        return teacher_logits(model, tokenizer, columns[0], second, batch_size=batch_size, bf16=bf16,
+                              max_length=max_length, progress=False)
+
+    return predict, {"num_labels": int(model.config.num_labels)}
+
+
+def labelled(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["label"] >= 0].reset_index(drop=True)
+
+
+def texts_of(df: pd.DataFrame, task: Task) -> list[list[str]]:
+    return [df[c].fillna("").astype(str).tolist() for c in task.text_columns]
+
+
+def evaluate(predict: Predictor, task: Task, splits: dict[str, pd.DataFrame]) -> tuple[dict, pd.DataFrame]:
+    """{"<split>": split_metrics} over labelled rows of each split, plus the dev split's (actual, predicted)."""
+    metrics, confusion = {}, pd.DataFrame({"actual": [], "predicted": []}, dtype="int64")
+    for name, df in splits.items():
+        df = labelled(df)
+        if df.empty:
+            continue
+        preds = predict(texts_of(df, task)).argmax(axis=1)
+        labels = df["label"].to_numpy(np.int64)
+        metrics[name] = split_metrics(labels, preds, with_f1=task.f1)
+        if name == task.dev_split:
+            confusion = pd.DataFrame({"actual": labels, "predicted": preds.astype(np.int64)})
+    return metrics, confusion
+
+
+def write_confusion(frames: dict[str, pd.DataFrame], directory: str | Path) -> None:
+    """One CSV per model (columns actual, predicted), the directory replaced whole."""
+    with atomic_path(directory) as tmp:
+        tmp.mkdir()
+        for name, df in frames.items():
+            df.to_csv(tmp / f"{name}.csv", index=False)
+
+
+def read_rows(lines: list[str], fields: int | None) -> list[list[str]]:
+    """Text columns from tab-separated lines; fields=None accepts 1 or 2 fields, the same on every line."""
+    rows = [line.rstrip("\r\n").split("\t") for line in lines if line.strip()]
+    if not rows:
+        raise UserError("no input lines")
+    counts = {len(r) for r in rows}
+    if len(counts) != 1 or (fields is not None and counts != {fields}) or not counts <= {1, 2}:
+        want = f"{fields}" if fields is not None else "1 or 2 (the same on every line)"
+        raise UserError(f"every input line needs {want} tab-separated field(s); got {sorted(counts)}")
+    return [[normalize(r[i]) for r in rows] for i in range(counts.pop())]
