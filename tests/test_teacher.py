@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from conftest import run_stage
+from helpers import make_tiny_teacher
 from distill.tasks import get_task
 from distill.teacher import finetune_teacher, load_teacher, teacher_logits
 from distill.teacher_logits import assemble, compute_shards, prepare_work_dir, work_dir_for
@@ -32,18 +33,7 @@ def make_rows(n: int, seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def tiny_teacher(tmp_path_factory):
-    """A 2-layer BERT with MiniLM's vocabulary and tokenizer, saved like a fine-tuned teacher."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    torch.manual_seed(0)
-    tok = BertTokenizerFast.from_pretrained(gt.get_model_path())
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128, num_labels=2)
-    model = BertForSequenceClassification(cfg)
-    path = tmp_path_factory.mktemp("teacher") / "tiny"
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return make_tiny_teacher(tmp_path_factory.mktemp("teacher") / "tiny")
 
 
 def write_transfer(path, task, n=300, seed=1):
@@ -91,14 +81,9 @@ def test_logits_equal_direct_model_call(tiny_teacher):
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-def test_bf16_autocast_stays_close():
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    tok = BertTokenizerFast.from_pretrained(gt.get_model_path())
-    torch.manual_seed(0)  # wide init: logits spread across sentences as a trained teacher's do
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128, num_labels=2, initializer_range=0.3)
-    model = BertForSequenceClassification(cfg).eval()
+def test_bf16_autocast_stays_close(tmp_path):
+    # wide init: logits spread across sentences as a trained teacher's do
+    model, tok = load_teacher(make_tiny_teacher(tmp_path / "wide", initializer_range=0.3), "cpu")
     sents = list(make_rows(300, 4)["sentence"])
     fp32 = teacher_logits(model, tok, sents, progress=False)
     bf16 = teacher_logits(model, tok, sents, bf16=True, progress=False)
