@@ -1,8 +1,8 @@
 """Time and profile student inference on all SST-2 training sentences (§5.2 setting: batch 512, CPU).
 
 A randomly initialised student with SST-2's vocabulary (timing does not depend on the weights): reference
-nn.LSTM (packed sequences) vs distill.fast_student (C cell and torch-ops cell) vs onnxruntime, checks they agree, then profiles
-the fast path (torch.profiler; tokenize / gather_gates / recurrence / classifier are labelled regions, aten::bmm
+nn.LSTM (packed sequences) vs distill.fast_student (C cell with batches on every core, C cell on one thread,
+torch-ops cell) vs onnxruntime, checks they agree, then profiles the fast path on one thread (torch.profiler; tokenize / gather_gates / recurrence / classifier are labelled regions, aten::bmm
 is the recurrent matmul). Reports wall and process CPU seconds: on a shared machine CPU seconds are the steadier
 measure, and the load average is printed alongside.
 
@@ -69,8 +69,10 @@ def main():
     t0 = time.perf_counter()
     fast_c = FastStudent(model, vocab, cell="auto")
     print(f"fold + (cached) compile: {time.perf_counter() - t0:.2f} s; cell = {fast_c.cell}")
+    fast_1 = FastStudent(model, vocab, cell="auto", threads=1)
     fast_t = FastStudent(model, vocab, cell="torch")
-    paths = {f"fast ({fast_c.cell} cell)": fast_c.logits, "fast (torch cell)": fast_t.logits,
+    paths = {f"fast ({fast_c.cell} cell, {fast_c.threads} thr.)": fast_c.logits,
+             f"fast ({fast_1.cell} cell, 1 thread)": fast_1.logits, "fast (torch cell)": fast_t.logits,
              "onnxruntime LSTM": OnnxStudent(model, vocab).logits}
     if not args.skip_reference:
         paths["reference nn.LSTM"] = lambda a, b, bs: reference_logits(model, vocab, a, b, bs)
@@ -90,8 +92,9 @@ def main():
     wall, cpu, _ = timed(lambda: FastTokenizer(vocab).encode_batch(texts), args.repeats)
     print(f"tokenization alone: wall {wall:.3f} s cpu {cpu:.3f} s")
 
+    # profiled single-threaded: the same work, with every region on the profiled thread
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        fast_c.logits(texts, None, args.batch_size)
+        fast_1.logits(texts, None, args.batch_size)
     print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=14))
     ev = {e.key: e for e in prof.key_averages()}
 
@@ -104,7 +107,7 @@ def main():
              "elementwise gates (fused cell + loop)": sec("recurrence", self_time=True),
              "classifier (FC+ReLU+FC)": sec("classifier")}
     total = sum(parts.values())
-    print(f"where the time goes ({fast_c.cell} cell, profiled pass, CPU seconds):")
+    print(f"where the time goes ({fast_1.cell} cell, one thread, profiled pass, CPU seconds):")
     for name, value in parts.items():
         print(f"  {name:40s} {value:7.3f} s  {100 * value / total:5.1f}%")
 

@@ -10,6 +10,9 @@ Three things make it fast, each exact (not an approximation):
    packed sequences): at step t only the k_t sequences longer than t are updated. The backward direction gets
    each sequence's tokens reversed ahead of time, so it is the same left-aligned recurrence, and both
    directions run in one batched matmul (baddbmm) per step.
+4. Every core busy: with the C cell, whole batches go to a pool of threads (one per core, torch single-threaded
+   inside), since both the bmm and the ctypes call release the GIL. One batch per core beats splitting each
+   step's small matmul across cores, and the fused cell would otherwise run on one core only.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import os
 import platform
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -130,13 +135,26 @@ def _fold_direction(lstm: torch.nn.LSTM, table: torch.Tensor, suffix: str, perm:
     return gates_x[:, perm].contiguous(), w_hh[perm].t().contiguous()  # (V, 4H), (H, 4H)
 
 
+@contextmanager
+def torch_threads(n: int):
+    """Temporarily set torch's intra-op thread count (process-wide), restoring it afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class FastStudent:
     """Inference-only student: `logits(first, second=None)` -> np.ndarray (N, num_labels), input order."""
 
-    def __init__(self, model: StudentClassifier, vocab: Vocab, cell: str = "auto"):
-        """cell: "auto" (C if it compiles, else torch), "c" or "torch" — both compute the same LSTM cell."""
+    def __init__(self, model: StudentClassifier, vocab: Vocab, cell: str = "auto", threads: int | None = None):
+        """cell: "auto" (C if it compiles, else torch), "c" or "torch" — both compute the same LSTM cell.
+        threads: batches run in parallel with the C cell (default: torch's thread count, i.e. the cores)."""
         if cell not in ("auto", "c", "torch"):
             raise ValueError(f"cell must be auto, c or torch, not {cell!r}")
+        self.threads = max(1, threads or torch.get_num_threads())
         self.cell_fn = compiled_cell() if cell in ("auto", "c") else None
         if cell == "c" and self.cell_fn is None:
             raise RuntimeError("the C LSTM cell could not be compiled here")
@@ -180,24 +198,36 @@ class FastStudent:
             return out
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         order = np.argsort(-lengths, kind="stable")  # longest first: active rows are always a prefix
-        bar = tqdm(range(0, n, batch_size), desc="student", unit="batch", disable=not progress)
-        with torch.inference_mode():
-            for s in bar:
-                rows = order[s:s + batch_size]
-                lens, st = lengths[rows], starts[rows]
-                T = int(lens[0])
-                with record_function("gather_gates"):
-                    pos = np.arange(T)
-                    valid = pos[None, :] < lens[:, None]
-                    fwd = np.where(valid, st[:, None] + pos[None, :], 0)
-                    bwd = np.where(valid, st[:, None] + lens[:, None] - 1 - pos[None, :], 0)
-                    # time-major (T, 2, B) rows of the stacked table; padding positions are never read
-                    idx = torch.from_numpy(np.ascontiguousarray(np.stack([ids[fwd].T, ids[bwd].T + V], axis=1)))
-                    active = (lens[None, :] > pos[:, None]).sum(1).tolist()
-                with record_function("recurrence"):
-                    h = self._recur_c(idx, active) if self.cell_fn is not None else \
-                        self._recur(self.gates_table[idx], active)
-                out[torch.from_numpy(rows)] = torch.cat([h[0], h[1]], dim=1)
+        plan = [order[s:s + batch_size] for s in range(0, n, batch_size)]
+
+        @torch.inference_mode()  # thread-local: pool threads need it too
+        def run(rows: np.ndarray) -> None:
+            lens, st = lengths[rows], starts[rows]
+            T = int(lens[0])
+            with record_function("gather_gates"):
+                pos = np.arange(T)
+                valid = pos[None, :] < lens[:, None]
+                fwd = np.where(valid, st[:, None] + pos[None, :], 0)
+                bwd = np.where(valid, st[:, None] + lens[:, None] - 1 - pos[None, :], 0)
+                # time-major (T, 2, B) rows of the stacked table; padding positions are never read
+                idx = torch.from_numpy(np.ascontiguousarray(np.stack([ids[fwd].T, ids[bwd].T + V], axis=1)))
+                active = (lens[None, :] > pos[:, None]).sum(1).tolist()
+            with record_function("recurrence"):
+                h = self._recur_c(idx, active) if self.cell_fn is not None else \
+                    self._recur(self.gates_table[idx], active)
+            out[torch.from_numpy(rows)] = torch.cat([h[0], h[1]], dim=1)  # batches own disjoint rows
+
+        bar = tqdm(total=len(plan), desc="student", unit="batch", disable=not progress)
+        workers = min(self.threads, len(plan)) if self.cell_fn is not None else 1
+        if workers == 1:
+            for rows in plan:
+                run(rows)
+                bar.update()
+        else:  # longest batches are handed out first, so the pool ends nearly balanced
+            with torch_threads(1), ThreadPoolExecutor(workers) as pool:
+                for _ in pool.map(run, plan):
+                    bar.update()
+        bar.close()
         return out
 
     def _recur_c(self, idx: torch.Tensor, active: list[int]) -> torch.Tensor:

@@ -82,6 +82,23 @@ def test_fast_logits_equal_reference(corpus, cell, pair, multichannel):
     np.testing.assert_allclose(sub, got[5:9], atol=1e-5, rtol=0)
 
 
+@pytest.mark.skipif(compiled_cell() is None, reason="no C compiler here")
+def test_parallel_batches_equal_one_thread(corpus):
+    """Batches spread over a thread pool give the single-thread result, in input order, and torch's thread
+    count is restored afterwards."""
+    rng, words, vocab = corpus
+    model = random_model(7, vocab, pair=True)
+    first, second = random_texts(rng, 301, words), random_texts(rng, 301, words)
+    one = FastStudent(model, vocab, cell="c", threads=1).logits(first, second, batch_size=16)
+    before = torch.get_num_threads()
+    pooled = FastStudent(model, vocab, cell="c", threads=3)
+    assert pooled.threads == 3
+    np.testing.assert_allclose(pooled.logits(first, second, batch_size=16), one, atol=1e-5, rtol=0)
+    assert torch.get_num_threads() == before
+    want = reference_logits(model, vocab, first, second, batch_size=64)
+    np.testing.assert_allclose(one, want, atol=1e-4, rtol=0)
+
+
 def test_reference_logits_is_the_model_call(corpus):
     """The helper feeding the reference model pads exactly like a direct call."""
     rng, words, vocab = corpus
