@@ -2,11 +2,12 @@
 
 Timing protocol: each path first runs once on a small slice (warm-up: allocator, thread pools, compiled cell,
 excluded), then the whole input `repeats` times; the median is reported. The teacher is measured ONCE on the whole
-input (`teacher_repeats` = 1): on a CPU it takes minutes (~290 s for SST-2 with MiniLM), and its run-to-run
+input (`teacher_repeats` = 1): on a CPU it takes minutes (~150 s for SST-2 with MiniLM), and its run-to-run
 spread is small next to the student/teacher ratio being measured.
-Student paths: "fast" (distill.fast_student: folded table + shrinking-batch recurrence, CPU), "onnxruntime"
-(the encoder as an ONNX LSTM graph, CPU), "reference" (the nn.LSTM model with packed sequences); all are timed
-on the same input, their logits cross-checked against the reference, and the fastest is the reported student. On CUDA the reference model runs on the GPU (cuDNN).
+Student paths: "fast" (distill.fast_student: folded table + shrinking-batch recurrence, batches spread over the
+cores, CPU), "onnxruntime" (the encoder as an ONNX LSTM graph, CPU), "reference" (the nn.LSTM model with packed
+sequences); all are timed on the same input, their logits cross-checked against the reference, and the fastest
+is the reported student. On CUDA the reference model runs on the GPU (cuDNN).
 """
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[st
     ref = outputs["reference"]
     diff = {name: float(np.abs(out - ref).max()) if len(ref) else 0.0 for name, out in outputs.items()}
     best = min(results, key=lambda k: results[k]["seconds"])
-    extra = {"cell": fast.cell} if device.type == "cpu" else {}
+    extra = {"cell": fast.cell, "fast_threads": fast.threads} if device.type == "cpu" else {}
     return {"paths": results, "max_abs_logit_diff_vs_reference": diff, "path": best, **results[best],
             **student_parameters(model), **extra}
 
