@@ -306,3 +306,20 @@ def test_fit_pairs_qqp(tmp_path):
     assert model.cfg.pair and set(b[0].split()) <= set(vocab.itos)  # vocabulary covers both columns
     assert list(pd.read_csv(tmp_path / "c.csv").columns) == ["epoch", "train_loss", "dev_accuracy", "dev_f1"]
     assert info["train_rows"] == 20
+
+
+def test_train_cli_options():
+    """One option table, two stages: the baseline (CE only) takes no --alpha; every option has help."""
+    from typer.testing import CliRunner
+
+    from distill.train_cli import STUDENT_OPTIONS, train_app
+
+    runner = CliRunner()
+    student = runner.invoke(train_app("student", "doc"), ["--help"], terminal_width=200).output
+    baseline = runner.invoke(train_app("baseline", "doc"), ["--help"], terminal_width=200).output
+    for key in STUDENT_OPTIONS:
+        flag = "--" + key.replace("_", "-")
+        assert flag in student
+        assert (flag in baseline) == (key != "alpha")
+    with pytest.raises(ValueError):
+        train_app("teacher", None)
