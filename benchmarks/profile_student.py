@@ -2,8 +2,8 @@
 
 A randomly initialised student with SST-2's vocabulary (timing does not depend on the weights): reference
 nn.LSTM (packed sequences) vs distill.fast_student (C cell with batches on every core, C cell on one thread,
-torch-ops cell) vs onnxruntime, checks they agree, then profiles the fast path on one thread (torch.profiler; tokenize / gather_gates / recurrence / classifier are labelled regions, aten::bmm
-is the recurrent matmul). Reports wall and process CPU seconds: on a shared machine CPU seconds are the steadier
+torch-ops cell) vs onnxruntime, checks they agree, then profiles the fast path on one thread (torch.profiler;
+tokenize / gather_gates / recurrence / classifier are labelled regions, aten::bmm is the recurrent matmul). Reports wall and process CPU seconds: on a shared machine CPU seconds are the steadier
 measure, and the load average is printed alongside.
 
     python benchmarks/profile_student.py                       # all 67,349 sentences, threads = cores
@@ -69,7 +69,9 @@ def main():
     cfg = StudentConfig(len(vocab), args.embedding_dim, hidden=args.hidden, fc=args.fc,
                         multichannel=not args.no_multichannel)
     model = StudentClassifier(cfg).eval()
-    print(f"{len(texts)} sentences, {sum(len(t.split()) for t in texts)} tokens; vocab {len(vocab)}; "
+    # recurrence steps per direction: every token, an empty text counting as one [PAD] step
+    tokens = int(np.maximum(FastTokenizer(vocab).encode_batch(texts)[1], 1).sum())
+    print(f"{len(texts)} sentences, {tokens} tokens; vocab {len(vocab)}; "
           f"student {count_parameters(model, False) / 1e6:.2f}M params without embeddings; "
           f"{cpu_name()}, {torch.get_num_threads()} threads; load average {os.getloadavg()}")
 
@@ -119,7 +121,6 @@ def main():
     for name, value in parts.items():
         print(f"  {name:40s} {value:7.3f} s  {100 * value / total:5.1f}%")
     # the recurrence's matmul work is fixed by the model: every token, both directions, h (1 x H) times (H x 4H)
-    tokens = int(np.maximum(FastTokenizer(vocab).encode_batch(texts)[1], 1).sum())
     flop = 2 * tokens * 2 * args.hidden * 4 * args.hidden
     bmm = sec("aten::bmm")
     print(f"recurrent matmuls: {flop / 1e9:.0f} GFLOP in {bmm:.3f} s on one thread = {flop / bmm / 1e9:.0f} GFLOP/s")
