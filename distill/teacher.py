@@ -249,8 +249,11 @@ def _shared_tempdir() -> tuple[str, bool]:
 def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, model_name: str,
                      learning_rates: Sequence[float], epochs: float, batch_size: int, warmup_ratio: float,
                      weight_decay: float, max_length: int, max_train_examples: int, seed: int,
-                     logging_steps: int | None = None):
-    """Fine-tune once per learning rate; keep the best checkpoint on dev accuracy over all runs and epochs.
+                     evals_per_epoch: int = 1, logging_steps: int | None = None):
+    """Fine-tune once per learning rate; keep the best checkpoint on dev accuracy over all runs and evaluations.
+
+    evals_per_epoch > 1 scores dev (and keeps a candidate checkpoint) that many times an epoch: a teacher that
+    peaks between epoch ends, as small ones on large training sets do, is not lost.
 
     Returns (model, tokenizer, report, curve): the best model on CPU, the report for teacher_finetune.json and
     the training-loss log (columns step, loss, lr)."""
@@ -259,6 +262,8 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, m
 
     if not learning_rates:
         raise UserError("teacher.learning_rates is empty")
+    if int(evals_per_epoch) < 1:
+        raise UserError(f"teacher.evals_per_epoch must be at least 1, not {evals_per_epoch}")
     source, local = resolve_model_source(model_name)
     tokenizer = load_tokenizer(source, local)
     train_df = subset(train_df, max_train_examples, seed)
@@ -272,7 +277,15 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, m
 
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
-    steps_per_epoch = math.ceil(len(train_ds) / batch_size)
+    from accelerate import PartialState
+
+    steps_per_epoch = math.ceil(len(train_ds) / (batch_size * PartialState().num_processes))
+    if evals_per_epoch > 1:  # evaluate and save every this many optimizer steps
+        schedule = {"eval_strategy": "steps", "save_strategy": "steps",
+                    "eval_steps": max(1, math.ceil(steps_per_epoch / evals_per_epoch))}
+        schedule["save_steps"] = schedule["eval_steps"]
+    else:
+        schedule = {"eval_strategy": "epoch", "save_strategy": "epoch"}
     if logging_steps is None:
         logging_steps = max(1, min(50, steps_per_epoch * max(1, int(epochs)) // 50))
 
@@ -296,7 +309,7 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, m
                 output_dir=out_dir, learning_rate=float(lr), num_train_epochs=epochs,
                 per_device_train_batch_size=batch_size, per_device_eval_batch_size=2 * batch_size,
                 lr_scheduler_type="linear", warmup_steps=float(warmup_ratio), weight_decay=weight_decay,
-                optim="adamw_torch", eval_strategy="epoch", save_strategy="epoch", save_only_model=True,
+                optim="adamw_torch", **schedule, save_only_model=True,
                 save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="accuracy",
                 greater_is_better=True, logging_strategy="steps", logging_steps=logging_steps,
                 train_sampling_strategy="group_by_length", bf16=bf16, fp16=cuda and not bf16, report_to="none",
@@ -309,12 +322,12 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, m
             trainer.train()
             wall = time.perf_counter() - start
             history = trainer.state.log_history
-            per_epoch = [{"epoch": round(h["epoch"], 3), "accuracy": round(h["eval_accuracy"], 4),
+            evals = [{"epoch": round(h["epoch"], 3), "step": h["step"], "accuracy": round(h["eval_accuracy"], 4),
                           "loss": round(h["eval_loss"], 4), **({"f1": round(h["eval_f1"], 4)} if task.f1 else {})}
                          for h in history if "eval_accuracy" in h]
             curve += [{"step": h["step"], "loss": h["loss"], "lr": float(lr)} for h in history if "loss" in h]
-            run_best = max(per_epoch, key=lambda e: e["accuracy"])
-            runs.append({"lr": float(lr), "dev": per_epoch, "best_epoch": run_best["epoch"],
+            run_best = max(evals, key=lambda e: e["accuracy"])
+            runs.append({"lr": float(lr), "dev": evals, "best_epoch": run_best["epoch"],
                          "train_wall_s": round(wall, 2), "train_rows": len(train_ds)})
             log.info("lr %g: best dev accuracy %.4f at epoch %s (%.1fs)", lr, run_best["accuracy"],
                      run_best["epoch"], wall)
@@ -326,8 +339,6 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, m
             if is_main:
                 shutil.rmtree(out_dir, ignore_errors=True)
 
-    from accelerate import PartialState
-
     best_model.to(PartialState().device).eval()  # score dev on this process's accelerator, then hand back on CPU
     first, second = text_args(dev_df, task)
     preds = teacher_logits(best_model, tokenizer, first, second, batch_size=2 * batch_size,
@@ -336,7 +347,8 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, m
     dev_metrics = split_metrics(dev_df["label"].to_numpy(), preds, with_f1=task.f1)
     report = {"model": model_name, "source": source, "task": task.name, "dev_split": task.dev_split,
               "learning_rates": [float(x) for x in learning_rates], "epochs": epochs, "batch_size": batch_size,
-              "max_train_examples": max_train_examples, "seed": seed, "runs": runs, "best_lr": best["lr"],
+              "max_train_examples": max_train_examples, "evals_per_epoch": evals_per_epoch, "seed": seed,
+              "runs": runs, "best_lr": best["lr"],
               "best_epoch": best["epoch"], "dev": dev_metrics,
               "train_wall_s": round(sum(r["train_wall_s"] for r in runs), 2)}
     return best_model, tokenizer, report, pd.DataFrame(curve, columns=["step", "loss", "lr"])

@@ -45,6 +45,8 @@ def main(
     max_length: Optional[int] = typer.Option(None, help="Truncate encoded inputs to this many tokens."),
     max_train_examples: Optional[int] = typer.Option(
         None, help="Fine-tune on a seeded subset of this many training rows (0 = all), for CPU budgets."),
+    evals_per_epoch: Optional[int] = typer.Option(
+        None, help="Dev evaluations per epoch; each is a candidate for the kept (best) checkpoint."),
     seed: Optional[int] = typer.Option(None, help="Seed of the subset, classifier-head init and data order."),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
@@ -57,7 +59,8 @@ def main(
            "epochs": pick(epochs, p, "epochs"), "batch_size": pick(batch_size, p, "batch_size"),
            "warmup_ratio": pick(warmup_ratio, p, "warmup_ratio"), "weight_decay": pick(weight_decay, p, "weight_decay"),
            "max_length": pick(max_length, p, "max_length"),
-           "max_train_examples": pick(max_train_examples, p, "max_train_examples"), "seed": pick(seed, p, "seed")}
+           "max_train_examples": pick(max_train_examples, p, "max_train_examples"),
+           "evals_per_epoch": pick(evals_per_epoch, p, "evals_per_epoch"), "seed": pick(seed, p, "seed")}
     train = load_split(data_dir, t, "train")
     dev = load_split(data_dir, t, t.dev_split)
     log.info("read %s (%d rows) and %s split %s (%d rows)", data_dir / task / "train.parquet", len(train),

@@ -9,6 +9,7 @@ import torch
 
 from conftest import run_stage
 from helpers import make_tiny_teacher
+from distill.io import UserError
 from distill.tasks import get_task
 from distill.teacher import finetune_teacher, load_teacher, teacher_logits
 from distill.teacher_logits import assemble, compute_shards, prepare_work_dir, work_dir_for
@@ -176,6 +177,21 @@ def test_finetune_lowers_loss_and_keeps_best_lr(tiny_teacher):
     assert set(curve.columns) == {"step", "loss", "lr"} and set(curve["lr"]) == {1e-5, 5e-3}
 
 
+def test_finetune_evaluates_several_times_an_epoch(tiny_teacher):
+    train, dev = make_rows(96, 5), make_rows(30, 6)  # 6 steps an epoch at batch 16
+    _, _, report, _ = finetune_teacher(
+        TASK, train, dev, str(tiny_teacher), learning_rates=[1e-3], epochs=2, batch_size=16, warmup_ratio=0.1,
+        weight_decay=0.01, max_length=64, max_train_examples=0, seed=13, evals_per_epoch=3)
+    evals = report["runs"][0]["dev"]
+    assert [e["step"] for e in evals] == [2, 4, 6, 8, 10, 12]
+    best = max(evals, key=lambda e: e["accuracy"])
+    assert report["best_epoch"] == best["epoch"] and report["dev"]["accuracy"] == pytest.approx(best["accuracy"], abs=1e-4)
+    with pytest.raises(UserError, match="evals_per_epoch"):
+        finetune_teacher(TASK, train, dev, str(tiny_teacher), learning_rates=[1e-3], epochs=1, batch_size=16,
+                         warmup_ratio=0.1, weight_decay=0.01, max_length=64, max_train_examples=0, seed=13,
+                         evals_per_epoch=0)
+
+
 def test_finetune_cli_with_local_model_dir(tiny_teacher, tmp_path):
     """A bare encoder dir (BertModel + tokenizer, as the MiniLM package ships) gets a fresh classifier head."""
     from transformers import BertModel
@@ -190,7 +206,7 @@ def test_finetune_cli_with_local_model_dir(tiny_teacher, tmp_path):
     make_rows(40, 8).assign(split="dev").to_parquet(data / "dev.parquet")
     params = tmp_path / "params.yaml"
     params.write_text("teacher:\n  model: minilm\n  learning_rates: [1.0e-3]\n  epochs: 1\n  batch_size: 16\n"
-                      "  warmup_ratio: 0.1\n  weight_decay: 0.01\n  max_length: 64\n  max_train_examples: 100\n"
+                      "  warmup_ratio: 0.1\n  weight_decay: 0.01\n  max_length: 64\n  max_train_examples: 100\n  evals_per_epoch: 1\n"
                       "  seed: 13\n")
     run_stage("finetune_teacher.py", "--task", "rotten_tomatoes", "--model", str(encoder),
               "--data-dir", str(tmp_path / "data"), "--models-dir", str(tmp_path / "models"),
