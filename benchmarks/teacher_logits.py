@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from distill.teacher import resolve_bf16, resolve_model_source, teacher_logits
+from distill.finetune import resolve_model_source
+from distill.teacher import resolve_bf16, teacher_logits
 
 
 def naive(model, tok, sents, batch_size=512, max_length=128) -> np.ndarray:

@@ -13,7 +13,7 @@ from distill.data import load_split
 from distill.io import UserError, atomic_path, get_logger, run_cli, write_json
 from distill.params import pick, stage_params
 from distill.tasks import get_task
-from distill.teacher import finetune_teacher
+from distill.finetune import finetune_teacher
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("finetune_teacher")

