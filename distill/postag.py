@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import pickle
 import socket
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from .cache import cache_dir
 from .io import UserError, atomic_path, get_logger
 
 log = get_logger("postag")
@@ -31,12 +31,6 @@ NLTK_PACKAGE = "averaged_perceptron_tagger_eng"
 TEXTBLOB_PICKLE = "trontagger-0.1.0.pickle"
 SOURCES = ("auto", "nltk", "textblob")
 DOWNLOAD_TIMEOUT_S = 30
-
-
-def cache_dir() -> Path:
-    """Outside the repository (NLTK refuses world-writable data dirs such as /tmp/x)."""
-    root = os.environ.get("BILSTM_DISTILL_CACHE") or Path.home() / ".cache" / "bilstm-distill"
-    return Path(root)
 
 
 def _model_files(data_dir: Path) -> list[Path]:

@@ -19,10 +19,9 @@ def library_imports(path: Path, package: str = "distill") -> set[str]:
     while todo:
         tree = ast.parse(todo.pop().read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom):
-                names = [node.module or ""] if node.level == 0 else [f"{package}.{node.module or ''}".rstrip(".")]
-                if node.level == 0 and node.module == package or node.level and not node.module:
-                    names = [f"{package}.{alias.name}" for alias in node.names]
+            if isinstance(node, ast.ImportFrom):  # `from distill(.x) import y` / `from .x import y`: y may be a module
+                base = node.module or "" if node.level == 0 else ".".join(filter(None, [package, node.module]))
+                names = [base] + [f"{base}.{alias.name}" for alias in node.names]
             elif isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             else:
