@@ -16,7 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+import click
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 class UserError(Exception):
@@ -24,34 +27,82 @@ class UserError(Exception):
 
 
 def get_logger(name: str) -> logging.Logger:
+    """A module's logger; handlers are set up once by `run_cli` (a library import configures nothing)."""
+    return logging.getLogger(name)
+
+
+def setup_logging() -> None:
     logging.basicConfig(
         level=os.environ.get("DISTILL_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    return logging.getLogger(name)
+
+
+TMP_DIR = ".distill-tmp"  # one scratch folder per output folder; never an output itself
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _scratch(parent: Path, name: str) -> Path:
+    """A fresh scratch dir for `name` under parent/.distill-tmp/, after clearing what dead processes left there
+    (a kill -9 mid-write leaves its scratch dir behind; the next write in that folder removes it)."""
+    root = parent / TMP_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in root.iterdir():
+        pid = entry.name.split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{name}.", dir=root))
+
+
+def _drop_scratch(tmp: Path) -> None:
+    shutil.rmtree(tmp, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        tmp.parent.rmdir()  # only when empty: another writer may be using it
+
+
+@contextlib.contextmanager
+def publish(*paths: str | Path) -> Iterator[list[Path]]:
+    """Temporary paths for a set of outputs, renamed onto `paths` only once the block has written them all.
+
+    Files and directories alike (a directory target is replaced whole). A failure or kill inside the block
+    leaves the old outputs untouched and no partial file beside them, only scratch under .distill-tmp/ that the
+    next run clears; the renames themselves run back to back at the end."""
+    paths = [Path(p) for p in paths]
+    scratch = []
+    try:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            scratch.append(_scratch(path.parent, path.name))
+        targets = [tmp / path.name for tmp, path in zip(scratch, paths)]
+        yield targets
+        for target, path in zip(targets, paths):
+            if not target.exists():
+                raise RuntimeError(f"nothing was written for {path}")
+        for target, path in zip(targets, paths):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            os.replace(target, path)
+    finally:
+        for tmp in scratch:
+            _drop_scratch(tmp)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
-
-    Works for files and directories (a directory target is replaced whole).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    target = tmp / path.name
-    try:
+    """Yield a temporary path for `path`; rename it onto `path` only if the block succeeds."""
+    with publish(path) as (target,):
         yield target
-        if not target.exists():
-            raise RuntimeError(f"nothing was written for {path}")
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        os.replace(target, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path, row_group_size: int | None = None) -> Path:
@@ -66,11 +117,27 @@ def write_json(obj, path: str | Path) -> Path:
     return Path(path)
 
 
+def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+    return Path(path)
+
+
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A stage input; a missing, truncated or column-less file is one line naming it (re-run what writes it)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: file not found (run the stage that produces it first, e.g. `dvc repro`)")
-    return pd.read_parquet(path, columns=columns)
+    try:
+        names = pq.read_schema(path).names
+        missing = [c for c in columns or [] if c not in names]
+        if missing:
+            raise UserError(f"{path}: missing column(s) {missing}; re-run the stage that writes it")
+        return pd.read_parquet(path, columns=columns)
+    except (pa.ArrowException, OSError) as err:
+        first = (str(err).splitlines() or [type(err).__name__])[0][:200]
+        raise UserError(f"{path}: unreadable Parquet ({first}); re-run the stage that writes it "
+                        f"(dvc repro --force-downstream ...)") from None
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -83,6 +150,7 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def run_cli(app) -> None:
     """Run a Typer app, turning UserError into a one-line message and exit status 2."""
+    setup_logging()
     try:
         app(standalone_mode=False)
     except UserError as err:
@@ -91,8 +159,6 @@ def run_cli(app) -> None:
     except SystemExit:
         raise
     except Exception as err:  # click usage errors come through here with standalone_mode=False
-        import click
-
         if isinstance(err, click.exceptions.ClickException):
             err.show()
             sys.exit(err.exit_code)

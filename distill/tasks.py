@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from distill.io import UserError
+from distill.layout import PAIR_TEXT, SINGLE_TEXT
+
 
 @dataclass(frozen=True)
 class Task:
@@ -23,10 +26,10 @@ class Task:
 
 
 TASKS: dict[str, Task] = {
-    "rotten_tomatoes": Task("rotten_tomatoes", ("sentence",), 2, ("dev", "test")),
-    "sst2": Task("sst2", ("sentence",), 2, ("dev",)),
-    "qqp": Task("qqp", ("sentence1", "sentence2"), 2, ("dev",), f1=True),
-    "mnli": Task("mnli", ("sentence1", "sentence2"), 3, ("dev_matched", "dev_mismatched")),
+    "rotten_tomatoes": Task("rotten_tomatoes", SINGLE_TEXT, 2, ("dev", "test")),
+    "sst2": Task("sst2", SINGLE_TEXT, 2, ("dev",)),
+    "qqp": Task("qqp", PAIR_TEXT, 2, ("dev",), f1=True),
+    "mnli": Task("mnli", PAIR_TEXT, 3, ("dev_matched", "dev_mismatched")),
 }
 
 # MNLI's GLUE label strings, in GLUE's label order.
@@ -34,8 +37,6 @@ MNLI_LABELS = ("contradiction", "entailment", "neutral")
 
 
 def get_task(name: str) -> Task:
-    from .io import UserError
-
     if name not in TASKS:
         raise UserError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
     return TASKS[name]

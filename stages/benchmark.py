@@ -1,17 +1,29 @@
-"""benchmark stage (§5.2): teacher vs student parameters and inference time -> metrics/<task>/benchmark.json."""
+"""benchmark stage (§5.2): teacher vs student parameters and inference time on every training sentence ->
+metrics/<task>/speed.json (the figures that compare runs), metrics/<task>/reports/benchmark.json (device, CPU
+flags, every path's timings) and metrics/<task>/plots/accuracy_vs_speed.csv (Table 1 x Table 2: dev accuracy
+against sentences/s for teacher, student and baseline)."""
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Optional
 
-import torch
-import typer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
 
-from distill.benchmark import cpu_cores, run_benchmark
-from distill.io import UserError, get_logger, read_parquet, run_cli, write_json
-from distill.params import pick, stage_params
-from distill.student import load_student
-from distill.tasks import get_task
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+import typer  # noqa: E402
+
+from distill import config  # noqa: E402
+from distill.report.params import BenchmarkParams as P  # noqa: E402
+from distill.io import get_logger, publish, read_parquet, run_cli, write_csv, write_json  # noqa: E402
+from distill.layout import MODEL_KINDS, TaskPaths  # noqa: E402
+from distill.report.benchmark import run_benchmark, speed_metrics, time_fast_path  # noqa: E402
+from distill.runtime import device as default_device, set_threads, usable_cores  # noqa: E402
+from distill.student.model import load_student  # noqa: E402
+from distill.tasks import get_task  # noqa: E402
+from distill.teacher.model import load_teacher  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("benchmark")
@@ -20,56 +32,53 @@ log = get_logger("benchmark")
 @app.command()
 def main(
     task: str = typer.Option(..., help="Task: rotten_tomatoes, sst2, qqp or mnli."),
-    batch_size: Optional[int] = typer.Option(None, help="Inference batch size (paper: 512)."),
-    repeats: Optional[int] = typer.Option(
-        None, help="Timed full passes per student path; the median is reported. The teacher runs once."),
-    max_sentences: Optional[int] = typer.Option(
-        None, help="Use the first N training rows (0 = all, as in the paper)."),
+    batch_size: Optional[int] = typer.Option(None, help=P.help("batch_size")),
+    repeats: Optional[int] = typer.Option(None, help=P.help("repeats")),
+    max_sentences: Optional[int] = typer.Option(None, help=P.help("max_sentences")),
+    max_length: Optional[int] = typer.Option(None, help=P.help("max_length")),
     skip_teacher: bool = typer.Option(False, help="Time the student only (no teacher model needed)."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda. Default: cuda if available, else cpu."),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
-    metrics_dir: Path = typer.Option(Path("metrics"), help="Where benchmark.json goes (<metrics-dir>/<task>/)."),
+    metrics_dir: Path = typer.Option(Path("metrics"), help="Root of the per-task metrics folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
     spec = get_task(task)
-    p = stage_params("benchmark", task, params_file)
-    batch_size = int(pick(batch_size, p, "batch_size"))
-    repeats = int(pick(repeats, p, "repeats"))
-    max_sentences = int(pick(max_sentences, p, "max_sentences"))
-    if batch_size < 1 or repeats < 1 or max_sentences < 0:
-        raise UserError("batch_size and repeats must be >= 1, max_sentences >= 0")
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    torch.set_num_threads(cpu_cores())  # the paper's setting is a whole device
-
-    train_path = data_dir / task / "train.parquet"
-    df = read_parquet(train_path, columns=list(spec.text_columns))
-    if max_sentences:
-        df = df.iloc[:max_sentences]
+    cfg = config.load(P, task, params_file, batch_size=batch_size, repeats=repeats, max_sentences=max_sentences,
+                      max_length=max_length)
+    dev = torch.device(device) if device else default_device()
+    set_threads(usable_cores())  # the paper's setting is a whole device
+    paths = TaskPaths(task, data_dir, models_dir, metrics_dir)
+    df = read_parquet(paths.train, columns=list(spec.text_columns))
+    if cfg.max_sentences:
+        df = df.iloc[:cfg.max_sentences]
     first = df[spec.text_columns[0]].astype(str).tolist()
     second = df[spec.text_columns[1]].astype(str).tolist() if spec.is_pair else None
-    log.info("read %s (%d rows%s)", train_path, len(df), ", pairs: both sentences" if spec.is_pair else "")
-
-    student_dir = models_dir / task / "student"
-    student = load_student(student_dir)
-    log.info("read %s", student_dir)
-    teacher = None
-    if not skip_teacher:
-        from distill.teacher import load_teacher
-
-        teacher_dir = models_dir / task / "teacher"
-        teacher = load_teacher(teacher_dir, dev)
-        log.info("read %s", teacher_dir)
-
-    result = run_benchmark(first, second, student, teacher, batch_size, repeats, dev, progress=True, log=log)
-    result["task"] = task
-    out = metrics_dir / task / "benchmark.json"
-    write_json(result, out)
-    s = result["student"]
-    log.info("student (%s): %.3f s, %.0f sentences/s%s", s["path"], s["seconds"], s["sentences_per_s"],
-             f"; teacher {result['teacher']['seconds']:.1f} s; speed-up {result['speedup']:.0f}x"
+    log.info("read %s (%d rows%s)", paths.train, len(df), ", pairs: both sentences" if spec.is_pair else "")
+    student = load_student(paths.model("student"))
+    teacher = None if skip_teacher else load_teacher(paths.model("teacher"), dev)
+    log.info("read %s%s", paths.model("student"), "" if skip_teacher else f" and {paths.model('teacher')}")
+    report = run_benchmark(first, second, student, teacher, cfg.batch_size, cfg.repeats, cfg.max_length, dev,
+                           progress=True, log=log)
+    report["baseline"] = time_fast_path(*load_student(paths.model("baseline")), first, second, cfg.batch_size,
+                                        cfg.repeats)
+    report["task"] = task
+    speed = {**speed_metrics(report), "baseline_sentences_per_s": round(report["baseline"]["sentences_per_s"], 1)}
+    rows = []
+    for kind in MODEL_KINDS:
+        score = json.loads(paths.scores(kind).read_text())
+        if kind in report:
+            rows.append({"model": kind, "sentences_per_s": round(report[kind]["sentences_per_s"], 1),
+                         "dev_accuracy": score[spec.dev_split]["accuracy"]})
+    with publish(paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv") as (s, r, p):
+        write_json(speed, s)
+        write_json(report, r)
+        write_csv(pd.DataFrame(rows), p)
+    st = report["student"]
+    log.info("student (%s): %.3f s, %.0f sentences/s%s", st["path"], st["seconds"], st["sentences_per_s"],
+             f"; teacher {report['teacher']['seconds']:.1f} s; speed-up {report['speedup']:.0f}x"
              if teacher is not None else "")
-    log.info("wrote %s", out)
+    log.info("wrote %s, %s and %s", paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv")
 
 
 if __name__ == "__main__":

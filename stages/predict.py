@@ -1,7 +1,8 @@
 """Classify sentences with a trained student/baseline (or teacher) directory; not a DVC stage.
 
-Input: one example per line from stdin or --input (pairs: two tab-separated fields). Output, one line per
-example: label<TAB>p0<TAB>p1... (softmax probabilities). Text is normalised like the training data.
+Input: one example per line from stdin or --input (pairs: two tab-separated fields), read as UTF-8 with bad
+bytes replaced (and counted on stderr). Output, one line per input line, in order: label<TAB>p0<TAB>p1...
+(softmax probabilities); a blank input line gets a blank output line. Text is normalised like the training data.
 """
 from __future__ import annotations
 
@@ -9,33 +10,58 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-import typer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
 
-from distill.evaluate import model_kind, read_rows, student_predictor, teacher_predictor
-from distill.io import UserError, run_cli
+import numpy as np  # noqa: E402
+import typer  # noqa: E402
+
+from distill import config  # noqa: E402
+from distill.config import RuntimeParams  # noqa: E402
+from distill.report.params import EvaluateParams  # noqa: E402
+from distill.io import UserError, get_logger, run_cli  # noqa: E402
+from distill.report.evaluate import model_kind, read_rows, student_predictor, teacher_predictor  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
+log = get_logger("predict")
+
+
+def read_lines(data: bytes, source: str) -> list[str]:
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
+    if bad:
+        log.warning("%s: %d undecodable byte sequence(s) replaced by U+FFFD", source, bad)
+    return text.splitlines()
 
 
 @app.command()
 def main(
     model: Path = typer.Option(..., help="models/<task>/student, .../baseline or .../teacher."),
     input: Optional[Path] = typer.Option(None, help="Text file (one example per line); default: stdin."),
-    batch_size: int = typer.Option(128, help="Inference batch size."),
+    batch_size: Optional[int] = typer.Option(None, help=RuntimeParams.help("eval_batch_size")),
+    max_length: Optional[int] = typer.Option(None, help=EvaluateParams.help("max_length")),
+    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
+    run = config.load(RuntimeParams, None, params_file, eval_batch_size=batch_size)
     kind = model_kind(model)
-    predict, info = student_predictor(model, batch_size) if kind == "student" else teacher_predictor(model, batch_size)
-    if input is not None and not input.exists():
+    if kind == "student":
+        predict, info = student_predictor(model, run.eval_batch_size)
+    else:
+        cfg = config.load(EvaluateParams, None, params_file, max_length=max_length)
+        predict, info = teacher_predictor(model, run.eval_batch_size, cfg.max_length)
+    if input is not None and not input.is_file():
         raise UserError(f"{input}: file not found")
-    lines = (input.read_text(encoding="utf-8") if input is not None else sys.stdin.read()).splitlines()
-    columns = read_rows(lines, (2 if info["pair"] else 1) if "pair" in info else None)
-    logits = predict(columns).astype(np.float64)
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    out = sys.stdout
-    for label, p in zip(probs.argmax(axis=1), probs):
-        out.write("\t".join([str(int(label)), *(f"{x:.4f}" for x in p)]) + "\n")
+    lines = read_lines(input.read_bytes() if input is not None else sys.stdin.buffer.read(),
+                       str(input) if input is not None else "stdin")
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    answers = [""] * len(lines)
+    if filled:
+        columns = read_rows([lines[i] for i in filled], (2 if info["pair"] else 1) if "pair" in info else None)
+        logits = predict(columns).astype(np.float64)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        for i, label, p in zip(filled, probs.argmax(axis=1), probs):
+            answers[i] = "\t".join([str(int(label)), *(f"{x:.4f}" for x in p)])
+    sys.stdout.write("".join(a + "\n" for a in answers))
 
 
 if __name__ == "__main__":

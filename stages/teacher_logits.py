@@ -5,19 +5,26 @@ Resumable (a killed run continues from its last completed shard) and shardable a
 `accelerate launch stages/teacher_logits.py --task sst2`."""
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 from typing import Optional
 
-import torch
-import typer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
 
-from distill.io import get_logger, run_cli
-from distill.params import pick, stage_params
-from distill.tasks import get_task
-from distill.teacher import load_teacher, resolve_bf16
-from distill.teacher_logits import assemble, compute_shards, fingerprint, prepare_work_dir, transfer_rows, \
-    work_dir_for
+import torch  # noqa: E402
+import typer  # noqa: E402
+from accelerate import PartialState  # noqa: E402
+
+from distill import config  # noqa: E402
+from distill.config import RuntimeParams as R  # noqa: E402
+from distill.teacher.params import LogitsParams as P  # noqa: E402
+from distill.io import get_logger, run_cli  # noqa: E402
+from distill.layout import TaskPaths  # noqa: E402
+from distill.runtime import usable_cores  # noqa: E402
+from distill.tasks import get_task  # noqa: E402
+from distill.teacher.logits import assemble, compute_shards, fingerprint, prepare_work_dir, transfer_rows, \
+    work_dir_for  # noqa: E402
+from distill.teacher.model import check_bf16, load_teacher  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("teacher_logits")
@@ -26,45 +33,39 @@ log = get_logger("teacher_logits")
 @app.command()
 def main(
     task: str = typer.Option(..., help="Task: rotten_tomatoes, sst2, qqp or mnli."),
-    batch_size: Optional[int] = typer.Option(None, help="Rows per forward pass (batches are length-sorted)."),
-    bf16: Optional[str] = typer.Option(
-        None, help="bf16 autocast: auto (where the hardware has bf16: CUDA, or a CPU with AVX512-BF16/AMX), "
-        "true or false. Default: teacher_logits.bf16."),
-    shard_rows: Optional[int] = typer.Option(None, help="Rows per resumable shard."),
-    max_length: Optional[int] = typer.Option(None, help="Truncate encoded inputs to this many tokens."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help=P.help("bf16")),
+    max_length: Optional[int] = typer.Option(None, help=P.help("max_length")),
+    batch_size: Optional[int] = typer.Option(None, help=R.help("logits_batch_size")),
+    shard_rows: Optional[int] = typer.Option(None, help=R.help("logits_shard_rows")),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
-    from accelerate import PartialState
-
     t = get_task(task)
-    p = stage_params("teacher_logits", task, params_file)
-    batch_size = int(pick(batch_size, p, "batch_size"))
-    shard_rows = int(pick(shard_rows, p, "shard_rows"))
-    max_length = int(pick(max_length, p, "max_length"))
+    cfg = config.load(P, task, params_file, bf16=bf16, max_length=max_length)
+    run = config.load(R, task, params_file, logits_batch_size=batch_size, logits_shard_rows=shard_rows)
+    paths = TaskPaths(task, data_dir, models_dir)
     state = PartialState()
     device = state.device
     if device.type == "cpu":  # the cores are split between the processes sharing this machine
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // state.num_processes))
-    use_bf16 = resolve_bf16(pick(bf16, p, "bf16"), device)
-    transfer = data_dir / task / "transfer.parquet"
-    out = data_dir / task / "teacher_logits.parquet"
-    model_dir = models_dir / task / "teacher"
-    n = transfer_rows(transfer)
-    model, tokenizer = load_teacher(model_dir, device)
-    log.info("read %s (%d rows) and teacher %s; device %s, bf16 %s, %d process(es)", transfer, n, model_dir,
-             device, use_bf16, state.num_processes)
+        torch.set_num_threads(max(1, (run.threads or usable_cores()) // state.num_processes))
+    use_bf16 = check_bf16(cfg.bf16, device)
+    n = transfer_rows(paths.transfer)
+    model, tokenizer = load_teacher(paths.model("teacher"), device)
+    log.info("read %s (%d rows) and teacher %s; device %s, bf16 %s, %d process(es)", paths.transfer, n,
+             paths.model("teacher"), device, use_bf16, state.num_processes)
     if state.is_main_process:
-        fp = fingerprint(transfer, model_dir, {"bf16": use_bf16, "max_length": max_length, "task": task})
-        prepare_work_dir(work_dir_for(out), fp, n, shard_rows)
+        fp = fingerprint(paths.transfer, paths.model("teacher"),
+                         {"bf16": use_bf16, "max_length": cfg.max_length, "task": task})
+        prepare_work_dir(work_dir_for(paths.logits), fp, n, run.logits_shard_rows)
     state.wait_for_everyone()
-    compute_shards(t, transfer, out, model, tokenizer, batch_size=batch_size, bf16=use_bf16, shard_rows=shard_rows,
-                   max_length=max_length, process_index=state.process_index, num_processes=state.num_processes)
+    compute_shards(t, paths.transfer, paths.logits, model, tokenizer, batch_size=run.logits_batch_size, bf16=use_bf16,
+                   shard_rows=run.logits_shard_rows, max_length=cfg.max_length, process_index=state.process_index,
+                   num_processes=state.num_processes)
     state.wait_for_everyone()
     if state.is_main_process:
-        rows = assemble(out, n, shard_rows)
-        log.info("wrote %s (%d rows)", out, rows)
+        rows = assemble(paths.logits, n, run.logits_shard_rows)
+        log.info("wrote %s (%d rows)", paths.logits, rows)
 
 
 if __name__ == "__main__":

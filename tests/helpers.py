@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from distill.io import sha256_file
-from distill.rotten import MEMBER
+from distill.data.rotten import MEMBER
 
 POSITIVE = ["a charming , often affecting journey", "funny and moving", "the best film of the year",
             "a delight from start to finish", "smart , warm and wonderfully acted", "it 's a gem"]

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from distill.augment import (KEEP, MASK, MASKED, REPLACED, augment, encode, ngram_spans, perturb_words,
+from distill.data.augment import (KEEP, MASK, MASKED, REPLACED, augment, encode, ngram_spans, perturb_words,
                              transfer_table, write_table)
 from conftest import run_stage
 

@@ -8,8 +8,8 @@ import pytest
 
 from conftest import run_stage
 from helpers import make_glue_zip, make_rt_wheel
-from distill import rotten
-from distill.fetch import download
+from distill.data import rotten
+from distill.data.fetch import download
 from distill.io import UserError
 
 

@@ -11,12 +11,12 @@ import torch
 from conftest import REPO, run_stage
 from test_student import make_task_dir, tiny_teacher
 
-from distill.evaluate import evaluate, model_kind, read_rows, student_predictor
+from distill.report.evaluate import evaluate, model_kind, read_rows, student_predictor
 from distill.io import UserError
-from distill.metrics import split_metrics
-from distill.student import StudentClassifier, StudentConfig, save_student
+from distill.report.metrics import split_metrics
+from distill.student.model import StudentClassifier, StudentConfig, save_student
 from distill.tasks import get_task
-from distill.vocab import Vocab
+from distill.student.vocab import Vocab
 
 torch.set_num_threads(1)
 TASK = "rotten_tomatoes"

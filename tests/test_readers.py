@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from distill.glue import read_glue_split
+from distill.data.glue import read_glue_split
 from distill.io import UserError
 
 

@@ -13,11 +13,11 @@ from conftest import REPO, run_stage
 from helpers import make_sentences
 
 from helpers import make_tiny_teacher
-from distill.embeddings import build_embeddings
+from distill.student.embeddings import build_embeddings
 from distill.io import UserError
-from distill.student import StudentClassifier, StudentConfig, count_parameters, load_student, save_student
-from distill.train import Dataset, TrainConfig, batch_order, distill_loss, predict_logits, train
-from distill.vocab import Vocab
+from distill.student.model import StudentClassifier, StudentConfig, count_parameters, load_student, save_student
+from distill.student.train import Dataset, TrainConfig, batch_order, distill_loss, predict_logits, train
+from distill.student.vocab import Vocab
 
 torch.set_num_threads(1)
 TEXTS = ["a charming , often affecting journey", "boring and far too long", "the [MASK] film of the year",
@@ -259,10 +259,10 @@ def test_train_stages_end_to_end(tmp_path):
 
 
 def test_fit_is_deterministic(tmp_path):
-    from distill.data import load_split
-    from distill.params import stage_params
+    from distill.data.splits import load_split
+    from distill.config import stage_params
     from distill.tasks import get_task
-    from distill.train import fit
+    from distill.student.train import fit
 
     root = make_task_dir(tmp_path)
     opts = stage_params("student", "rotten_tomatoes", write_params(root, epochs=2))
@@ -287,9 +287,9 @@ def test_train_stage_errors_are_one_line(tmp_path):
 
 
 def test_fit_pairs_qqp(tmp_path):
-    from distill.params import stage_params
+    from distill.config import stage_params
     from distill.tasks import get_task
-    from distill.train import fit
+    from distill.student.train import fit
 
     rows = make_sentences(40, seed=4)
     a, b = [t for t, _ in rows[:20]], [t for t, _ in rows[20:]]

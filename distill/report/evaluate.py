@@ -6,16 +6,23 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
-from .io import UserError, atomic_path
-from .metrics import split_metrics
-from .tasks import Task
-from .text import normalize
+from distill.data.splits import labelled, texts_of
+from distill.data.text import normalize
+from distill.io import UserError, atomic_path
+from distill.layout import LABEL
+from distill.report.metrics import split_metrics
+from distill.runtime import device
+from distill.student.batching import Dataset, predict_logits
+from distill.student.model import CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, count_parameters, load_student
+from distill.tasks import Task
+from distill.teacher.model import load_teacher, teacher_logits
 
 # A predictor maps the text columns (one list per column) to (N, num_labels) logits.
 Predictor = Callable[[list[list[str]]], np.ndarray]
 
-STUDENT_FILES = ("config.json", "model.pt", "vocab.txt")
+STUDENT_FILES = (CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE)
 HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
               "pytorch_model.bin.index.json")
 
@@ -33,12 +40,7 @@ def model_kind(path: str | Path) -> str:
                     f"directory (config.json + weights)")
 
 
-def student_predictor(path: str | Path, batch_size: int = 512) -> tuple[Predictor, dict]:
-    import torch
-
-    from .student import count_parameters, load_student
-    from .train import Dataset, device, predict_logits
-
+def student_predictor(path: str | Path, batch_size: int) -> tuple[Predictor, dict]:
     model, vocab = load_student(path)
     model.to(device())
     params = {"total": count_parameters(model), "without_embeddings": count_parameters(model, False)}
@@ -53,26 +55,16 @@ def student_predictor(path: str | Path, batch_size: int = 512) -> tuple[Predicto
     return predict, {"params": params, "num_labels": model.cfg.num_labels, "pair": model.cfg.pair}
 
 
-def teacher_predictor(path: str | Path, batch_size: int = 128, bf16: bool = False,
-                      max_length: int = 128) -> tuple[Predictor, dict]:
-    from .teacher import load_teacher, teacher_logits
-
+def teacher_predictor(path: str | Path, batch_size: int, max_length: int) -> tuple[Predictor, dict]:
+    """fp32 always: metrics must not depend on the hardware's bf16 support."""
     model, tokenizer = load_teacher(path)
 
     def predict(columns: list[list[str]]) -> np.ndarray:
         second = columns[1] if len(columns) > 1 else None
-        return teacher_logits(model, tokenizer, columns[0], second, batch_size=batch_size, bf16=bf16,
-                              max_length=max_length, progress=False)
+        return teacher_logits(model, tokenizer, columns[0], second, batch_size=batch_size, max_length=max_length,
+                              progress=False)
 
     return predict, {"num_labels": int(model.config.num_labels)}
-
-
-def labelled(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["label"] >= 0].reset_index(drop=True)
-
-
-def texts_of(df: pd.DataFrame, task: Task) -> list[list[str]]:
-    return [df[c].fillna("").astype(str).tolist() for c in task.text_columns]
 
 
 def evaluate(predict: Predictor, task: Task, splits: dict[str, pd.DataFrame]) -> tuple[dict, pd.DataFrame]:
@@ -83,7 +75,7 @@ def evaluate(predict: Predictor, task: Task, splits: dict[str, pd.DataFrame]) ->
         if df.empty:
             continue
         preds = predict(texts_of(df, task)).argmax(axis=1)
-        labels = df["label"].to_numpy(np.int64)
+        labels = df[LABEL].to_numpy(np.int64)
         metrics[name] = split_metrics(labels, preds, with_f1=task.f1)
         if name == task.dev_split:
             confusion = pd.DataFrame({"actual": labels, "predicted": preds.astype(np.int64)})

@@ -14,22 +14,23 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .io import UserError, atomic_path
-from .vocab import Vocab
+from distill.io import UserError, atomic_path
+from distill.student.vocab import Vocab
 
 CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE = "config.json", "model.pt", "vocab.txt"
 
 
 @dataclass
 class StudentConfig:
+    """A trained model's architecture, saved in its config.json (the params that chose it live in params.yaml)."""
     vocab_size: int
     embedding_dim: int
-    hidden: int = 150
-    fc: int = 200
-    num_labels: int = 2
-    pair: bool = False
-    multichannel: bool = True
-    embeddings: str = "random"  # provenance only: which vectors initialised the table
+    hidden: int
+    fc: int
+    num_labels: int
+    pair: bool
+    multichannel: bool
+    embeddings: str  # provenance only: which vectors initialised the table
 
 
 class Embedder(nn.Module):
@@ -76,6 +77,26 @@ class StudentClassifier(nn.Module):
         features = 2 * cfg.hidden * (4 if cfg.pair else 1)
         self.classifier = nn.Sequential(nn.Linear(features, cfg.fc), nn.ReLU(), nn.Linear(cfg.fc, cfg.num_labels))
 
+    # ---- what inference paths other than forward() need (distill.student.fast, .onnx) -------------------------
+    def embedding_table(self) -> torch.Tensor:
+        """(V, E) the LSTM's input per word: [frozen, trainable] for multichannel, else the trainable table."""
+        embed = self.encoder.embed
+        table = embed.trainable.weight.detach().float()
+        if embed.frozen is not None:
+            table = torch.cat([embed.frozen.weight.detach().float(), table], dim=1)
+        return table
+
+    def lstm_weights(self, backward: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(W_ih (4H, E), W_hh (4H, H), b_ih, b_hh) of one direction, PyTorch gate order i, f, g, o."""
+        suffix = "_reverse" if backward else ""
+        lstm = self.encoder.lstm
+        return tuple(getattr(lstm, f"{name}_l0{suffix}").detach()
+                     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    def classifier_layers(self) -> tuple[nn.Linear, nn.Linear]:
+        """(hidden FC, output FC); a ReLU sits between them."""
+        return self.classifier[0], self.classifier[2]
+
     def forward(self, ids, lengths, ids2=None, lengths2=None) -> torch.Tensor:
         h1 = self.encoder(ids, lengths)
         if not self.cfg.pair:
@@ -103,9 +124,11 @@ def load_student(path: str | Path, map_location: str = "cpu") -> tuple[StudentCl
     path = Path(path)
     if not (path / CONFIG_FILE).exists() or not (path / WEIGHTS_FILE).exists():
         raise UserError(f"{path}: not a student model directory (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
-    raw = json.loads((path / CONFIG_FILE).read_text())
-    fields = StudentConfig.__dataclass_fields__
-    cfg = StudentConfig(**{k: v for k, v in raw.items() if k in fields})
+    try:
+        raw = json.loads((path / CONFIG_FILE).read_text())
+        cfg = StudentConfig(**{k: raw[k] for k in StudentConfig.__dataclass_fields__})
+    except (ValueError, KeyError) as err:
+        raise UserError(f"{path / CONFIG_FILE}: not a student config ({type(err).__name__}: {err})") from None
     model = StudentClassifier(cfg)
     model.load_state_dict(torch.load(path / WEIGHTS_FILE, map_location=map_location, weights_only=True))
     model.eval()

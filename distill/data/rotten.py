@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .io import UserError, sha256_file
-from .text import normalize
+from distill.io import UserError, sha256_file
+from distill.data.text import normalize
 
 log = logging.getLogger(__name__)
 

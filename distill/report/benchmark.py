@@ -12,44 +12,24 @@ is the reported student. On CUDA the reference model runs on the GPU (cuDNN).
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import time
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from .fast_student import FastStudent, OnnxStudent, reference_logits
-from .student import StudentClassifier, count_parameters
-from .vocab import Vocab
+from distill.runtime import cpu_vector_flags, device_name
+from distill.student.batching import pad_rows
+from distill.student.fast import FastStudent, FastTokenizer
+from distill.student.model import StudentClassifier, count_parameters
+from distill.student.onnx import OnnxStudent
+from distill.student.vocab import Vocab
+from distill.teacher.model import teacher_logits
 
 TEACHER_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings")
 WARMUP_SENTENCES = 64
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{cpu_name()} ({torch.get_num_threads()} threads)"
-
-
-def cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def teacher_parameters(model: torch.nn.Module) -> dict:
@@ -89,6 +69,35 @@ def _head(texts: Sequence[str] | None) -> list[str] | None:
     return None if texts is None else list(texts[:WARMUP_SENTENCES])
 
 
+def reference_logits(model: StudentClassifier, vocab: Vocab, first: Sequence[str],
+                     second: Sequence[str] | None = None, batch_size: int = 512, progress: bool = False,
+                     sort: bool = True) -> np.ndarray:
+    """The reference nn.LSTM model over padded batches (length-sorted when `sort`), in input order."""
+    def padded(texts):
+        ids, lengths = FastTokenizer(vocab).encode_batch(texts)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+        return ids, lengths, starts
+
+    cols = [padded(first)] + ([padded(second)] if second is not None else [])
+    n = len(first)
+    order = np.argsort(-cols[0][1], kind="stable") if sort else np.arange(n)
+    out = np.empty((n, model.cfg.num_labels), np.float32)
+    model.eval()
+
+    def batch(col, rows):
+        ids, lengths, starts = col
+        return torch.from_numpy(pad_rows(ids, starts[rows], lengths[rows])), torch.from_numpy(lengths[rows])
+
+    with torch.inference_mode():
+        for s in tqdm(range(0, n, batch_size), desc="reference", unit="batch", disable=not progress):
+            rows = order[s:s + batch_size]
+            args = [t for col in cols for t in batch(col, rows)]
+            out[rows] = model(*args).numpy()
+    return out
+
+
+
+
 def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[str], second: Sequence[str] | None,
                       batch_size: int, repeats: int, device: torch.device, progress: bool = False,
                       log=None) -> dict:
@@ -118,13 +127,11 @@ def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[st
 
 
 def benchmark_teacher(model, tokenizer, first: Sequence[str], second: Sequence[str] | None, batch_size: int,
-                      device: torch.device, progress: bool = True, log=None) -> dict:
+                      max_length: int, device: torch.device, progress: bool = True, log=None) -> dict:
     """One timed pass over everything (see module doc), after a warm-up on a small slice."""
-    from .teacher import teacher_logits
-
     n_sent = len(first) * (2 if second is not None else 1)
     run = lambda a, b, bar: teacher_logits(model, tokenizer, a, b, batch_size=batch_size, bf16=False,  # noqa: E731
-                                           max_length=128, progress=bar)
+                                           max_length=max_length, progress=bar)
     run(_head(first), _head(second), False)
     times, _ = time_runs(lambda: run(first, second, progress), 1, device)
     if log:
@@ -132,23 +139,43 @@ def benchmark_teacher(model, tokenizer, first: Sequence[str], second: Sequence[s
     return {**summary(times, n_sent), "teacher_repeats": 1, **teacher_parameters(model)}
 
 
+def time_fast_path(model: StudentClassifier, vocab: Vocab, first: Sequence[str], second: Sequence[str] | None,
+                   batch_size: int, repeats: int) -> dict:
+    """The fast CPU path alone (e.g. the baseline, which has the student's architecture but its own vocabulary)."""
+    fast = FastStudent(model, vocab)
+    fast.logits(_head(first), _head(second), batch_size)  # warm-up, not timed
+    times, _ = time_runs(lambda: fast.logits(first, second, batch_size), repeats, torch.device("cpu"))
+    return {**summary(times, len(first) * (2 if second is not None else 1)), "path": "fast"}
+
+
 def run_benchmark(first: Sequence[str], second: Sequence[str] | None, student: tuple[StudentClassifier, Vocab],
-                  teacher: tuple | None, batch_size: int, repeats: int, device: torch.device,
+                  teacher: tuple | None, batch_size: int, repeats: int, max_length: int, device: torch.device,
                   progress: bool = True, log=None) -> dict:
-    """The benchmark.json record. `teacher` = (model, tokenizer) already on `device`, or None to skip it."""
+    """The benchmark report. `teacher` = (model, tokenizer) already on `device`, or None to skip it."""
     first = list(first)
     second = list(second) if second is not None else None
     result = {
-        "device": device_name(device), "device_type": device.type, "threads": torch.get_num_threads(),
-        "batch_size": batch_size, "repeats": repeats, "examples": len(first),
+        "device": device_name(device), "device_type": device.type, "cpu_flags": cpu_vector_flags(),
+        "threads": torch.get_num_threads(), "batch_size": batch_size, "repeats": repeats, "examples": len(first),
         "sentences": len(first) * (2 if second is not None else 1), "pair": second is not None,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "student": benchmark_student(*student, first, second, batch_size, repeats, device, progress=False, log=log),
     }
     if teacher is not None:
-        result["teacher"] = benchmark_teacher(*teacher, first, second, batch_size, device, progress, log)
+        result["teacher"] = benchmark_teacher(*teacher, first, second, batch_size, max_length, device, progress, log)
         s, t = result["student"], result["teacher"]
         result["speedup"] = t["seconds"] / s["seconds"]
         result["params_ratio"] = t["params_m"] / s["params_m"]
         result["params_ratio_without_embeddings"] = t["params_m_without_embeddings"] / s["params_m_without_embeddings"]
     return result
+
+
+def speed_metrics(result: dict) -> dict:
+    """The figures that compare runs (speed.json, a DVC metric); device, timings and paths stay in the report."""
+    s = result["student"]
+    out = {"student_sentences_per_s": round(s["sentences_per_s"], 1), "student_params_m": round(s["params_m"], 3)}
+    if "teacher" in result:
+        t = result["teacher"]
+        out.update(teacher_sentences_per_s=round(t["sentences_per_s"], 1), teacher_params_m=round(t["params_m"], 3),
+                   speedup=round(result["speedup"], 1), params_ratio=round(result["params_ratio"], 1))
+    return out

@@ -27,9 +27,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from .io import UserError, atomic_path
-
-MASK = "[MASK]"
+from distill.io import UserError, atomic_path
+from distill.layout import LABEL, MASK, ORIGIN, SYNTHETIC, UNLABELLED
 MAX_N = 5  # n-gram sizes {1, ..., 5}
 ROW_GROUP = 65536  # fixed, so a rerun writes identical bytes
 _SEP = "\n"  # sentence terminator when rendering many sentences with one join; never inside a space-split token
@@ -200,9 +199,9 @@ def transfer_table(train: pd.DataFrame, text_columns: Sequence[str], synthetic: 
     m, k = len(train), len(synthetic["origin"])
     arrays = {c: pa.array(np.concatenate([train[c].astype(str).to_numpy(object), synthetic["columns"][c]]),
                           type=pa.string()) for c in text_columns}
-    arrays["label"] = pa.array(np.concatenate([train["label"].to_numpy(np.int64), np.full(k, -1, np.int64)]))
-    arrays["synthetic"] = pa.array(np.concatenate([np.zeros(m, bool), np.ones(k, bool)]))
-    arrays["origin"] = pa.array(np.concatenate([np.arange(m, dtype=np.int64), synthetic["origin"]]))
+    arrays[LABEL] = pa.array(np.concatenate([train[LABEL].to_numpy(np.int64), np.full(k, UNLABELLED, np.int64)]))
+    arrays[SYNTHETIC] = pa.array(np.concatenate([np.zeros(m, bool), np.ones(k, bool)]))
+    arrays[ORIGIN] = pa.array(np.concatenate([np.arange(m, dtype=np.int64), synthetic["origin"]]))
     return pa.table(arrays)
 
 

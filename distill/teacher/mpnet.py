@@ -13,8 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-from .cache import cache_dir
-from .io import UserError, atomic_path, get_logger
+from distill.runtime import cache_dir
+from distill.io import UserError, atomic_path, get_logger
 
 log = get_logger("mpnet")
 

@@ -7,7 +7,9 @@ from typing import Iterable
 
 import numpy as np
 
-PAD, UNK, MASK = "[PAD]", "[UNK]", "[MASK]"
+from distill.layout import MASK
+
+PAD, UNK = "[PAD]", "[UNK]"
 SPECIALS = (PAD, UNK, MASK)  # ids 0, 1, 2
 
 

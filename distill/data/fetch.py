@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .io import UserError, atomic_path
+from distill.io import UserError, atomic_path
 
 log = logging.getLogger(__name__)
 

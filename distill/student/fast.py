@@ -1,6 +1,6 @@
 """Fast CPU inference for the student (§5.2), numerically the same model as distill.student.StudentClassifier.
 
-Three things make it fast, each exact (not an approximation):
+Four things make it fast, each exact (not an approximation):
 1. Tokenization without per-sentence Python: all texts are joined once, split once into one flat token array
    and mapped to ids through a pandas Index (`get_indexer`; unknown -> [UNK]).
 2. The LSTM's input projection is folded into the embedding table: its input is an embedding lookup, so
@@ -16,15 +16,8 @@ Three things make it fast, each exact (not an approximation):
 """
 from __future__ import annotations
 
-import ctypes
-import hashlib
-import os
-import platform
-import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -34,11 +27,9 @@ import torch
 from torch.profiler import record_function
 from tqdm.auto import tqdm
 
-from .io import get_logger
-from .student import StudentClassifier
-from .vocab import Vocab
-
-log = get_logger("fast_student")
+from distill.student.cell import compiled_cell
+from distill.student.model import StudentClassifier
+from distill.student.vocab import Vocab
 
 # Every character str.split() treats as whitespace, except ' ' (texts containing one take the exact slow path).
 _OTHER_SPACE = "[\t\n\x0b\x0c\r\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
@@ -67,71 +58,9 @@ class FastTokenizer:
         ids = pc.fill_null(pc.index_in(flat.filter(keep), value_set=self.value_set), self.vocab.unk_id)
         return ids.to_numpy().astype(np.int64), lengths
 
-# ---- fused LSTM cell -----------------------------------------------------------------------------------------
-# Per step the matmul is ~half the work; done as ~8 separate torch elementwise ops the other half is memory
-# traffic and op overhead (and torch's tanh is slow on CPU). One C loop over the gates does it in one pass.
-# It is compiled on first use with the system C compiler; without one, the torch-ops cell is used (same maths).
-_CELL_C = r"""
-#include <math.h>
-static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
-/* g: (D, k, 4H) = h W_hh^T, gate order [i f o g]; the input part comes from the folded table (2V, 4H) by the
-   step's ids (D, B) (backward ids already offset by V); c, h: (D, B, H); rows 0..k-1 are updated in place. */
-void lstm_cell(const float *restrict g, const float *restrict table, const long *restrict ids, float *restrict c,
-               float *restrict h, long D, long k, long B, long H) {  /* restrict: lets gcc vectorize */
-    for (long d = 0; d < D; d++)
-        for (long r = 0; r < k; r++) {
-            const float *gr = g + (d * k + r) * 4 * H, *xr = table + ids[d * B + r] * 4 * H;
-            float *cr = c + (d * B + r) * H, *hr = h + (d * B + r) * H;
-            for (long j = 0; j < H; j++) {
-                float i = sigm(gr[j] + xr[j]), f = sigm(gr[H + j] + xr[H + j]), o = sigm(gr[2 * H + j] + xr[2 * H + j]);
-                float cand = 2.0f * sigm(2.0f * (gr[3 * H + j] + xr[3 * H + j])) - 1.0f;  /* tanh */
-                float cn = f * cr[j] + i * cand;
-                cr[j] = cn;
-                hr[j] = o * (2.0f * sigm(2.0f * cn) - 1.0f);
-            }
-        }
-}
-"""
-_CELL_FLAGS = ["-O3", "-march=native", "-ffast-math", "-shared", "-fPIC"]
-_cell_lib = None
-
-
-def compiled_cell():
-    """The C cell as a ctypes function, or None when no compiler works here (cached per source+CPU)."""
-    global _cell_lib
-    if _cell_lib is None:
-        _cell_lib = False
-        try:
-            cpu = platform.processor() + platform.machine()
-            if Path("/proc/cpuinfo").exists():  # -march=native: key on the CPU model and flags (not its MHz)
-                cpu += "".join(line for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                               if line.startswith(("model name", "flags")))
-            key = hashlib.sha256((_CELL_C + " ".join(_CELL_FLAGS) + cpu).encode()).hexdigest()[:16]
-            cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bilstm-distill"
-            lib = cache / f"lstm_cell_{key}.so"
-            if not lib.exists():
-                cache.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryDirectory(dir=cache) as tmp:
-                    src = Path(tmp) / "cell.c"
-                    src.write_text(_CELL_C)
-                    cc = os.environ.get("CC", "cc")
-                    subprocess.run([cc, *_CELL_FLAGS, "-o", str(Path(tmp) / "cell.so"), str(src), "-lm"],
-                                   check=True, capture_output=True, timeout=120)
-                    os.replace(Path(tmp) / "cell.so", lib)  # atomic: concurrent builders never see half a file
-            fn = ctypes.CDLL(str(lib)).lstm_cell
-            fn.restype = None
-            fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_long] * 4
-            _cell_lib = fn
-        except (OSError, subprocess.SubprocessError) as err:
-            log.warning("no C compiler for the fused LSTM cell (%s); using torch ops", err)
-    return _cell_lib or None
-
-
-def _fold_direction(lstm: torch.nn.LSTM, table: torch.Tensor, suffix: str, perm: torch.Tensor):
-    w_ih = getattr(lstm, f"weight_ih_l0{suffix}")
-    bias = getattr(lstm, f"bias_ih_l0{suffix}") + getattr(lstm, f"bias_hh_l0{suffix}")
-    gates_x = torch.addmm(bias, table, w_ih.t())  # (V, 4H): input projection of every vocabulary word
-    w_hh = getattr(lstm, f"weight_hh_l0{suffix}")
+def _fold_direction(model: StudentClassifier, table: torch.Tensor, backward: bool, perm: torch.Tensor):
+    w_ih, w_hh, b_ih, b_hh = model.lstm_weights(backward)
+    gates_x = torch.addmm(b_ih + b_hh, table, w_ih.t())  # (V, 4H): input projection of every vocabulary word
     return gates_x[:, perm].contiguous(), w_hh[perm].t().contiguous()  # (V, 4H), (H, 4H)
 
 
@@ -162,20 +91,17 @@ class FastStudent:
         cfg = model.cfg
         self.pair, self.hidden, self.num_labels = cfg.pair, cfg.hidden, cfg.num_labels
         self.tokenizer = FastTokenizer(vocab)
-        enc = model.encoder
         H = cfg.hidden
         # PyTorch gate order is i, f, g, o; reorder to i, f, o, g so one sigmoid covers a contiguous 3H slice
         perm = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
         with torch.inference_mode():
-            emb = enc.embed.trainable.weight.detach().float()
-            if enc.embed.frozen is not None:
-                emb = torch.cat([enc.embed.frozen.weight.detach().float(), emb], dim=1)
-            gx_f, whh_f = _fold_direction(enc.lstm, emb, "", perm)
-            gx_b, whh_b = _fold_direction(enc.lstm, emb, "_reverse", perm)
+            emb = model.embedding_table()
+            gx_f, whh_f = _fold_direction(model, emb, False, perm)
+            gx_b, whh_b = _fold_direction(model, emb, True, perm)
             self.vocab_size = emb.shape[0]
             self.gates_table = torch.cat([gx_f, gx_b])  # (2V, 4H): rows [0, V) forward, [V, 2V) backward
             self.w_hh = torch.stack([whh_f, whh_b])  # (2, H, 4H)
-            fc1, fc2 = model.classifier[0], model.classifier[2]
+            fc1, fc2 = model.classifier_layers()
             self.fc1_w, self.fc1_b = fc1.weight.detach().t().contiguous(), fc1.bias.detach().clone()
             self.fc2_w, self.fc2_b = fc2.weight.detach().t().contiguous(), fc2.bias.detach().clone()
 
@@ -280,110 +206,3 @@ class FastStudent:
         h = self.encode([*first, *second], batch_size, progress)  # siamese: one shared encoder pass
         h1, h2 = h[:n], h[n:]
         return self.classify(torch.cat([h1, h2, h1 * h2, (h1 - h2).abs()], dim=1)).numpy()
-
-
-def reference_logits(model: StudentClassifier, vocab: Vocab, first: Sequence[str],
-                     second: Sequence[str] | None = None, batch_size: int = 512, progress: bool = False,
-                     sort: bool = True) -> np.ndarray:
-    """The reference nn.LSTM model over padded batches (length-sorted when `sort`), in input order."""
-    def padded(texts):
-        ids, lengths = FastTokenizer(vocab).encode_batch(texts)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
-        return ids, lengths, starts
-
-    cols = [padded(first)] + ([padded(second)] if second is not None else [])
-    n = len(first)
-    order = np.argsort(-cols[0][1], kind="stable") if sort else np.arange(n)
-    out = np.empty((n, model.cfg.num_labels), np.float32)
-    model.eval()
-
-    def batch(col, rows):
-        ids, lengths, starts = col
-        lens = lengths[rows]
-        T = max(int(lens.max()), 1)
-        pos = np.arange(T)
-        valid = pos[None, :] < lens[:, None]
-        mat = np.where(valid, ids[np.where(valid, starts[rows][:, None] + pos[None, :], 0)] if len(ids) else 0, 0)
-        return torch.from_numpy(mat), torch.from_numpy(lens)
-
-    with torch.inference_mode():
-        for s in tqdm(range(0, n, batch_size), desc="reference", unit="batch", disable=not progress):
-            rows = order[s:s + batch_size]
-            args = [t for col in cols for t in batch(col, rows)]
-            out[rows] = model(*args).numpy()
-    return out
-
-
-
-# ---- onnxruntime path ------------------------------------------------------------------------------------------
-def onnx_encoder_model(model: StudentClassifier):
-    """The student's encoder as an ONNX graph: Gather -> bidirectional LSTM (with sequence_lens) -> (B, 2H).
-
-    Built with onnx.helper from the weights (no tracing: the packed-sequence nn.LSTM does not trace to a
-    variable-length graph); onnxruntime's LSTM kernel handles each sequence's own length in both directions."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    enc, H = model.encoder, model.cfg.hidden
-    lstm = enc.lstm
-    emb = enc.embed.trainable.weight.detach()
-    if enc.embed.frozen is not None:
-        emb = torch.cat([enc.embed.frozen.weight.detach(), emb], dim=1)
-    perm = torch.cat([torch.arange(0, H), torch.arange(3 * H, 4 * H), torch.arange(H, 3 * H)])  # i f g o -> i o f c
-
-    def stacked(name):
-        return torch.stack([getattr(lstm, f"{name}_l0")[perm], getattr(lstm, f"{name}_l0_reverse")[perm]])
-
-    bias = torch.cat([stacked("bias_ih"), stacked("bias_hh")], dim=1)  # (2, 8H): [Wb, Rb]
-    inits = [numpy_helper.from_array(t.detach().float().numpy(), n) for t, n in
-             [(emb, "emb"), (stacked("weight_ih"), "W"), (stacked("weight_hh"), "R"), (bias, "B")]]
-    inits.append(numpy_helper.from_array(np.array([0, 2 * H], np.int64), "shape2"))
-    nodes = [
-        helper.make_node("Gather", ["emb", "ids"], ["x_tb"]),  # ids are time-major (T, B)
-        helper.make_node("LSTM", ["x_tb", "W", "R", "B", "lengths"], ["", "h_n"], hidden_size=H,
-                         direction="bidirectional"),
-        helper.make_node("Transpose", ["h_n"], ["h_bt"], perm=[1, 0, 2]),  # (B, 2, H)
-        helper.make_node("Reshape", ["h_bt", "shape2"], ["h"]),  # (B, 2H) = [forward, backward]
-    ]
-    graph = helper.make_graph(
-        nodes, "student_encoder",
-        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["T", "B"]),
-         helper.make_tensor_value_info("lengths", TensorProto.INT32, ["B"])],
-        [helper.make_tensor_value_info("h", TensorProto.FLOAT, ["B", 2 * H])], inits)
-    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    onnx.checker.check_model(onnx_model)
-    return onnx_model
-
-
-class OnnxStudent(FastStudent):
-    """FastStudent with the encoder run by onnxruntime (tokenization and classifier as in FastStudent)."""
-
-    def __init__(self, model: StudentClassifier, vocab: Vocab, threads: int | None = None):
-        import onnxruntime as ort
-
-        super().__init__(model, vocab, cell="torch")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(onnx_encoder_model(model).SerializeToString(), opts,
-                                            providers=["CPUExecutionProvider"])
-        self.cell = "onnxruntime"
-
-    def encode_ids(self, ids: np.ndarray, lengths: np.ndarray, batch_size: int = 512,
-                   progress: bool = False) -> torch.Tensor:
-        ids, lengths = self._padded(np.asarray(ids, np.int64), np.asarray(lengths, np.int64))
-        n = len(lengths)
-        out = torch.empty(n, 2 * self.hidden)
-        if n == 0:
-            return out
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        order = np.argsort(-lengths, kind="stable")  # similar lengths per batch: little padding
-        for s in tqdm(range(0, n, batch_size), desc="student (onnx)", unit="batch", disable=not progress):
-            rows = order[s:s + batch_size]
-            lens, st = lengths[rows], starts[rows]
-            pos = np.arange(int(lens[0]))
-            valid = pos[:, None] < lens[None, :]
-            mat = np.where(valid, ids[np.where(valid, st[None, :] + pos[:, None], 0)], 0)  # (T, B)
-            h = self.session.run(["h"], {"ids": mat, "lengths": lens.astype(np.int32)})[0]
-            out[torch.from_numpy(rows)] = torch.from_numpy(h)
-        return out

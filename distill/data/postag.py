@@ -17,19 +17,22 @@ import pickle
 import socket
 from pathlib import Path
 
+import nltk
+import nltk.tag
 import numpy as np
 import pandas as pd
+from nltk.tag.perceptron import PerceptronTagger
 from tqdm import tqdm
 
-from .cache import cache_dir
-from .io import UserError, atomic_path, get_logger
+from distill.io import UserError, atomic_path, get_logger
+from distill.layout import tag_columns
+from distill.runtime import cache_dir
 
 log = get_logger("postag")
 
 RESOURCE = "taggers/averaged_perceptron_tagger_eng/"
 NLTK_PACKAGE = "averaged_perceptron_tagger_eng"
 TEXTBLOB_PICKLE = "trontagger-0.1.0.pickle"
-SOURCES = ("auto", "nltk", "textblob")
 DOWNLOAD_TIMEOUT_S = 30
 
 
@@ -67,9 +70,6 @@ def install_textblob_model(data_dir: Path) -> Path:
 
 
 def _use_data_dir(data_dir: Path) -> None:
-    import nltk
-    import nltk.tag
-
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if str(data_dir) in nltk.data.path:
         nltk.data.path.remove(str(data_dir))
@@ -78,8 +78,6 @@ def _use_data_dir(data_dir: Path) -> None:
 
 
 def _nltk_has_model() -> bool:
-    import nltk
-
     try:
         nltk.data.find(RESOURCE)
         return True
@@ -88,8 +86,6 @@ def _nltk_has_model() -> bool:
 
 
 def _try_download(data_dir: Path) -> bool:
-    import nltk
-
     _use_data_dir(data_dir)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # a stalled connection must not hang the stage
@@ -103,38 +99,34 @@ def _try_download(data_dir: Path) -> bool:
     return bool(ok) and _nltk_has_model()
 
 
-def prepare_tagger(source: str = "auto", nltk_dir: Path | None = None):
+def prepare_tagger(source: str, nltk_dir: Path | None = None):
     """Make NLTK's English perceptron model loadable and return (PerceptronTagger, source actually used).
 
-    auto: NLTK's own copy if nltk.data.find sees one, else nltk.download, else the textblob-aptagger copy.
-    The textblob copy lives in its own data dir so `auto` never mistakes it for a real NLTK download.
+    nltk: NLTK's own model (an installed copy, else nltk.download; an error when neither works).
+    textblob: the textblob-aptagger copy, in its own data dir so it is never mistaken for NLTK's download.
+    The choice is the param's alone, never the network's: the tags (and all that follows) must not depend on it.
     """
-    from nltk.tag.perceptron import PerceptronTagger
-
-    if source not in SOURCES:
-        raise UserError(f"postag.tagger must be one of {', '.join(SOURCES)}, not {source!r}")
     root = Path(nltk_dir) if nltk_dir is not None else cache_dir()
-    used = None
-    if source in ("auto", "nltk"):
+    if source == "nltk":
         if _nltk_has_model():
             used = "nltk (installed)"
         elif _try_download(root / "nltk_data"):
             used = "nltk (downloaded)"
-        elif source == "nltk":
+        else:
             raise UserError("postag.tagger=nltk but nltk.download('averaged_perceptron_tagger_eng') failed "
-                            "(no internet?); use tagger=textblob or auto")
-    if used is None:
+                            "(no internet?); use postag.tagger=textblob offline")
+    elif source == "textblob":
         data_dir = install_textblob_model(root / "textblob_nltk_data")
         _use_data_dir(data_dir)
         used = "textblob-aptagger 0.2.0 (same tagger and tag set, earlier training run; converted to NLTK JSON)"
+    else:
+        raise UserError(f"postag.tagger must be textblob or nltk, not {source!r}")
     tagger = PerceptronTagger()
     log.info("POS tagger: %s, from %s", used, tagger_location())
     return tagger, used
 
 
 def tagger_location() -> str:
-    import nltk
-
     return str(nltk.data.find(RESOURCE))
 
 
@@ -152,7 +144,7 @@ def tag_frame(tagger, df: pd.DataFrame, text_columns: tuple[str, ...]) -> tuple[
     word counts of all training tokens (every row counts, duplicates included: that is the training distribution)."""
     texts = {c: df[c].astype(str).tolist() for c in text_columns}
     tags = tag_sentences(tagger, [s for c in text_columns for s in texts[c]])
-    tag_cols = ["tags"] if len(text_columns) == 1 else [f"tags{i + 1}" for i in range(len(text_columns))]
+    tag_cols = tag_columns(text_columns)
     postag = pd.DataFrame({tc: [tags[s] for s in texts[c]] for tc, c in zip(tag_cols, text_columns)})
     words = [w for c in text_columns for s in texts[c] for w in s.split(" ")]
     word_tags = [t for tc in tag_cols for row in postag[tc] for t in row]

@@ -19,13 +19,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .io import UserError, atomic_path, get_logger, sha256_file
-from .tasks import Task
-from .teacher import teacher_logits
+from distill.io import UserError, atomic_path, get_logger, sha256_file
+from distill.layout import LABEL, LOGITS, ORIGIN, SYNTHETIC, TEACHER_LABEL
+from distill.tasks import Task
+from distill.teacher.model import teacher_logits
 
 log = get_logger("teacher_logits")
 
-PASSTHROUGH = ("label", "synthetic", "origin")
+PASSTHROUGH = (LABEL, SYNTHETIC, ORIGIN)
 
 
 def work_dir_for(out_path: Path) -> Path:
@@ -105,8 +106,8 @@ def shard_table(rows: pa.Table, task: Task, logits: np.ndarray) -> pa.Table:
     flat = pa.array(np.ascontiguousarray(logits, dtype=np.float32).reshape(-1), type=pa.float32())
     offsets = pa.array(np.arange(0, logits.size + 1, logits.shape[1], dtype=np.int32))
     columns = {c: rows.column(c) for c in (*task.text_columns, *PASSTHROUGH)}
-    columns["logits"] = pa.ListArray.from_arrays(offsets, flat)
-    columns["teacher_label"] = pa.array(logits.argmax(-1).astype(np.int64))
+    columns[LOGITS] = pa.ListArray.from_arrays(offsets, flat)
+    columns[TEACHER_LABEL] = pa.array(logits.argmax(-1).astype(np.int64))
     return pa.table(columns)
 
 
@@ -122,7 +123,7 @@ def compute_shards(task: Task, transfer_path: Path, out_path: Path, model, token
         raise UserError(f"{transfer_path}: missing column(s) {missing}")
     n_shards = math.ceil(reader.num_rows / shard_rows)
     mine = [i for i in range(n_shards) if i % num_processes == process_index]
-    todo = [i for i in mine if not part_path(work_dir, i).exists()]
+    todo = [i for i in mine if not part_is_complete(work_dir, i, min(shard_rows, reader.num_rows - i * shard_rows))]
     log.info("process %d/%d: %d of its %d shard(s) to compute (%d rows per shard)", process_index,
              num_processes, len(todo), len(mine), shard_rows)
     for k, shard in enumerate(todo):
@@ -134,11 +135,31 @@ def compute_shards(task: Task, transfer_path: Path, out_path: Path, model, token
             log.info("shard %d/%d (rows %d-%d)", shard + 1, n_shards, start, start + rows.num_rows - 1)
         logits = teacher_logits(model, tokenizer, first, second, batch_size=batch_size, bf16=bf16,
                                 max_length=max_length, progress=progress)
+        bad = np.flatnonzero(~np.isfinite(logits).all(axis=1))
+        if len(bad):
+            raise UserError(f"{transfer_path}: the teacher gave non-finite logits for {len(bad)} row(s), first at "
+                            f"row(s) {(bad[:5] + start).tolist()}; check the teacher model (nothing written)")
         with atomic_path(part_path(work_dir, shard)) as tmp:
             pq.write_table(shard_table(rows, task, logits), tmp)
         if on_shard_done is not None:
             on_shard_done(shard)
     return todo
+
+
+def part_is_complete(work_dir: Path, shard: int, rows: int) -> bool:
+    """A part that exists, opens as Parquet and holds the shard's rows; anything else is removed and recomputed
+    (a part damaged on disk must not make every rerun fail)."""
+    path = part_path(work_dir, shard)
+    if not path.exists():
+        return False
+    try:
+        if pq.ParquetFile(path).metadata.num_rows == rows:
+            return True
+    except (pa.ArrowException, OSError):
+        pass
+    log.warning("%s: damaged or incomplete part, recomputing it", path)
+    path.unlink()
+    return False
 
 
 def iter_parts(work_dir: Path, n_shards: int) -> Iterator[pa.Table]:

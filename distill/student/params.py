@@ -1,0 +1,41 @@
+"""The BiLSTM stages' params (teacher_vectors, train_student, train_baseline): all of the `student` section."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from distill.config import Params, boolean, choice, integer, number, param, probability
+
+EMBEDDING_SOURCES = ("word2vec-google-news-300", "glove-6b-50d", "teacher", "random")
+
+
+def embeddings_field():
+    return param(choice(*EMBEDDING_SOURCES), "Initial word vectors of the BiLSTMs: word2vec-google-news-300 (the "
+                 "paper's; needs internet), glove-6b-50d (offline), teacher (the fine-tuned teacher's input "
+                 "embeddings), random.", key="student.embeddings")
+
+
+@dataclass(frozen=True)
+class TeacherVectorsParams(Params):
+    section = "student"
+    embeddings: str = embeddings_field()
+
+
+@dataclass(frozen=True)
+class BaselineParams(Params):
+    section = "student"
+    embeddings: str = embeddings_field()
+    multichannel: bool = param(boolean, "Frozen + trainable embedding copies, concatenated (Kim 2014).")
+    hidden: int = param(integer(1), "BiLSTM hidden units per direction (paper: 150 or 300).")
+    fc: int = param(integer(1), "ReLU layer width (paper: 200 or 400).")
+    lr: float = param(number(0, lo_open=True), "AdaDelta learning rate.")
+    rho: float = param(number(0, 1), "AdaDelta rho.")
+    batch_size: int = param(integer(1), "Training batch size (per task).", per_task=True)
+    epochs: int = param(integer(1), "Maximum epochs.")
+    patience: int = param(integer(1), "Stop after this many epochs without a better dev accuracy.")
+    seed: int = param(integer(), "Seed of initialisation and batch order.")
+
+
+@dataclass(frozen=True)
+class StudentParams(BaselineParams):
+    alpha: float = param(probability, "L = alpha*CE + (1-alpha)*MSE on logits (§3.2; paper: 0). The baseline is "
+                         "CE only and does not read it.")

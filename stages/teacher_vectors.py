@@ -1,0 +1,52 @@
+"""teacher_vectors stage: the fine-tuned teacher's static word vectors for the training vocabulary ->
+data/<task>/teacher_vectors.parquet, used by the BiLSTMs when student.embeddings = teacher.
+
+With any other embeddings it writes an empty table (the same bytes every time) without reading the teacher,
+so the BiLSTMs are not re-trained when only the teacher changed."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+
+import typer  # noqa: E402
+
+from distill import config  # noqa: E402
+from distill.student.params import TeacherVectorsParams as P  # noqa: E402
+from distill.io import get_logger, read_parquet, run_cli, write_parquet  # noqa: E402
+from distill.layout import TaskPaths  # noqa: E402
+from distill.tasks import get_task  # noqa: E402
+from distill.teacher.vectors import empty_table, teacher_word_vectors  # noqa: E402
+
+app = typer.Typer(add_completion=False, help=__doc__)
+log = get_logger("teacher_vectors")
+
+
+@app.command()
+def main(
+    task: str = typer.Option(..., help="Task: rotten_tomatoes, sst2, qqp or mnli."),
+    embeddings: Optional[str] = typer.Option(None, help=P.help("embeddings")),
+    data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
+    models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
+    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
+):
+    spec = get_task(task)
+    cfg = config.load(P, task, params_file, embeddings=embeddings)
+    paths = TaskPaths(task, data_dir, models_dir)
+    if cfg.embeddings != "teacher":
+        table = empty_table()
+        log.info("student.embeddings is %s: no teacher vectors needed", cfg.embeddings)
+    else:
+        train = read_parquet(paths.train, columns=list(spec.text_columns))
+        words = {w for c in spec.text_columns for s in train[c].astype(str) for w in s.split()}
+        log.info("read %s (%d rows, %d distinct words) and %s", paths.train, len(train), len(words),
+                 paths.model("teacher"))
+        table = teacher_word_vectors(paths.model("teacher"), words)
+    write_parquet(table, paths.teacher_vectors)
+    log.info("wrote %s (%d words)", paths.teacher_vectors, len(table))
+
+
+if __name__ == "__main__":
+    run_cli(app)

@@ -1,0 +1,80 @@
+"""train_student / train_baseline stages: the BiLSTM of §3.1 trained two ways.
+
+  student   distils the teacher's logits on the transfer set (§3.2): reads data/<task>/teacher_logits.parquet
+  baseline  the same BiLSTM, embeddings and seed, CE on the gold training set only (Table 1 row 7): reads
+            data/<task>/train.parquet; it has no alpha
+
+Both early-stop on the dev split and write models/<task>/<kind>/ and metrics/<task>/plots/<kind>_curve.csv."""
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+
+import typer  # noqa: E402
+
+from distill import config  # noqa: E402
+from distill.config import RuntimeParams  # noqa: E402
+from distill.student.params import BaselineParams, StudentParams as P  # noqa: E402
+from distill.data.splits import load_split  # noqa: E402
+from distill.io import UserError, get_logger, read_parquet, run_cli  # noqa: E402
+from distill.layout import SYNTHETIC, TaskPaths  # noqa: E402
+from distill.runtime import set_threads  # noqa: E402
+from distill.student.train import fit  # noqa: E402
+from distill.tasks import get_task  # noqa: E402
+
+app = typer.Typer(add_completion=False, help=__doc__)
+log = get_logger("train")
+
+
+class Kind(str, Enum):
+    student = "student"
+    baseline = "baseline"
+
+
+@app.command()
+def main(
+    kind: Kind = typer.Argument(..., help="student (distil the teacher's logits) or baseline (CE on gold labels)."),
+    task: str = typer.Option(..., help="Task: rotten_tomatoes, sst2, qqp or mnli."),
+    embeddings: Optional[str] = typer.Option(None, help=P.help("embeddings")),
+    multichannel: Optional[bool] = typer.Option(None, "--multichannel/--single-channel", help=P.help("multichannel")),
+    hidden: Optional[int] = typer.Option(None, help=P.help("hidden")),
+    fc: Optional[int] = typer.Option(None, help=P.help("fc")),
+    alpha: Optional[float] = typer.Option(None, help=P.help("alpha")),
+    lr: Optional[float] = typer.Option(None, help=P.help("lr")),
+    rho: Optional[float] = typer.Option(None, help=P.help("rho")),
+    batch_size: Optional[int] = typer.Option(None, help=P.help("batch_size")),
+    epochs: Optional[int] = typer.Option(None, help=P.help("epochs")),
+    patience: Optional[int] = typer.Option(None, help=P.help("patience")),
+    seed: Optional[int] = typer.Option(None, help=P.help("seed")),
+    data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
+    models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
+    metrics_dir: Path = typer.Option(Path("metrics"), help="Root of the per-task metrics folders."),
+    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
+):
+    t = get_task(task)
+    options = dict(embeddings=embeddings, multichannel=multichannel, hidden=hidden, fc=fc, lr=lr, rho=rho,
+                   batch_size=batch_size, epochs=epochs, patience=patience, seed=seed)
+    if kind is Kind.student:
+        cfg = config.load(P, task, params_file, alpha=alpha, **options)
+    elif alpha is not None:
+        raise UserError("--alpha applies to the student only: the baseline is CE on gold labels")
+    else:
+        cfg = config.load(BaselineParams, task, params_file, **options)
+    threads = set_threads(config.load(RuntimeParams, task, params_file).threads)
+    paths = TaskPaths(task, data_dir, models_dir, metrics_dir)
+    src = paths.logits if kind is Kind.student else paths.train
+    train_df = read_parquet(src)
+    dev_df = load_split(paths, t, t.dev_split)
+    synthetic = int(train_df[SYNTHETIC].sum()) if SYNTHETIC in train_df else 0
+    log.info("read %s (%d rows, %d synthetic) and the %s split (%d rows); torch threads %d", src, len(train_df),
+             synthetic, t.dev_split, len(dev_df), threads)
+    vectors = read_parquet(paths.teacher_vectors) if cfg.embeddings == "teacher" else None
+    fit(t, train_df, dev_df, cfg, paths.model(kind.value), paths.curve(kind.value), teacher_vectors=vectors)
+
+
+if __name__ == "__main__":
+    run_cli(app)
