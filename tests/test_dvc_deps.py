@@ -1,46 +1,284 @@
-"""dvc.yaml declares, for every stage, its script and each library module the script imports (transitively,
-function-level imports included), so DVC re-runs a stage whenever code it runs has changed."""
+"""dvc.yaml declares, for every stage, exactly what the stage's code reads, so DVC re-runs a stage when, and only
+when, something it runs or reads has changed:
+
+- code: the stage script plus every `distill` module it imports, transitively (function-level imports and the
+  package `__init__.py` files Python runs on the way included) — no module missing (a change would go unseen), none
+  extra (a change would re-run the stage for nothing). An empty `__init__.py` runs no code and is left out (dvc.yaml's
+  header says so); one that gains any content must be listed by every stage that imports its package;
+- params: exactly `tracked_keys()` of the stage's config class (per-task values down to `${item}`), and never a
+  `runtime.*` performance knob.
+
+The checks are plain functions returning a list of problems; the last tests feed them broken stage definitions to
+show that they do fail.
+"""
 from __future__ import annotations
 
 import ast
+import copy
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from distill.config import Params
+from distill.data.params import AugmentParams, DownloadParams, PostagParams
+from distill.report.params import BenchmarkParams, EvaluateParams
+from distill.student.params import BaselineParams, StudentParams, TeacherVectorsParams
+from distill.teacher.params import LogitsParams, TeacherParams
+
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+PACKAGE = "distill"
+DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+STAGES = DVC_YAML["stages"]
+PARAMS_YAML = yaml.safe_load((ROOT / "params.yaml").read_text())
+KNOWN_TASKS = ("rotten_tomatoes", "sst2", "qqp", "mnli")
+
+# stage -> the config class its script loads (distill.config.load(Cls, task))
+STAGE_PARAMS: dict[str, type[Params]] = {
+    "download": DownloadParams,
+    "postag": PostagParams,
+    "augment": AugmentParams,
+    "finetune_teacher": TeacherParams,
+    "teacher_logits": LogitsParams,
+    "teacher_vectors": TeacherVectorsParams,
+    "train_student": StudentParams,
+    "train_baseline": BaselineParams,
+    "evaluate": EvaluateParams,
+    "benchmark": BenchmarkParams,
+}
 
 
-def library_imports(path: Path, package: str = "distill") -> set[str]:
-    """Files of `package` that `path` imports, directly or through each other."""
-    seen: set[str] = set()
-    todo = [path]
-    while todo:
-        tree = ast.parse(todo.pop().read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom):  # `from distill(.x) import y` / `from .x import y`: y may be a module
-                base = node.module or "" if node.level == 0 else ".".join(filter(None, [package, node.module]))
-                names = [base] + [f"{base}.{alias.name}" for alias in node.names]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
+# ---- what the code imports -------------------------------------------------------------------------------------
+def module_file(name: str) -> str | None:
+    """Repo-relative file of dotted module `name` (a package's __init__.py), or None when it is not in the repo."""
+    base = ROOT / name.replace(".", "/")
+    if (base / "__init__.py").is_file():
+        return (base / "__init__.py").relative_to(ROOT).as_posix()
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py").relative_to(ROOT).as_posix()
+    return None
+
+
+def module_name(rel: str) -> str | None:
+    """Dotted name of a repo-relative library file (None for a script outside the package)."""
+    if not rel.startswith(PACKAGE + "/"):
+        return None
+    parts = rel[:-3].split("/")
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_names(rel: str) -> set[str]:
+    """Dotted names `rel` imports anywhere in its body; for `from a.b import c` both a.b and a.b.c (c may be a
+    module); relative imports resolved against the file's package."""
+    tree = ast.parse((ROOT / rel).read_text(), filename=rel)
+    me = module_name(rel)
+    package = (me if rel.endswith("__init__.py") else me.rpartition(".")[0]) if me else None
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                assert package, f"{rel}: relative import outside a package"
+                parts = package.split(".")
+                anchor = ".".join(parts[:len(parts) - (node.level - 1)])
+                base = f"{anchor}.{node.module}" if node.module else anchor
             else:
+                base = node.module
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
+
+
+def runs_code(rel: str) -> bool:
+    """False for an empty (whitespace-only) package __init__.py: it runs nothing, so it need not be a dep."""
+    return not rel.endswith("__init__.py") or bool((ROOT / rel).read_text().strip())
+
+
+def code_deps(script: str) -> set[str]:
+    """`script` and every file of the library it runs: each imported module, the packages above it, transitively;
+    empty __init__.py files left out."""
+    seen = {script}
+    todo = [script]
+    while todo:
+        for name in imported_names(todo.pop()):
+            parts = name.split(".")
+            if parts[0] != PACKAGE:
                 continue
-            for name in names:
-                if name.split(".")[0] != package or name == package:
-                    continue
-                rel = name.replace(".", "/") + ".py"
-                if (ROOT / rel).exists() and rel not in seen:
+            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__.py and a/b/__init__.py first
+                rel = module_file(".".join(parts[:i]))
+                if rel and rel not in seen:
                     seen.add(rel)
-                    todo.append(ROOT / rel)
-    return seen
+                    todo.append(rel)
+    return {rel for rel in seen if runs_code(rel)}
+
+
+def stage_body(stage: dict) -> dict:
+    return stage.get("do", stage)
+
+
+def script_of(stage: dict) -> str:
+    cmd = stage_body(stage)["cmd"].split()
+    assert cmd[0] == "python" and cmd[1].endswith(".py"), f"unexpected stage command {cmd}"
+    return cmd[1]
+
+
+def dep_paths(stage: dict) -> list[str]:
+    return [d if isinstance(d, str) else next(iter(d)) for d in stage_body(stage).get("deps", [])]
+
+
+def param_keys(stage: dict) -> list[str]:
+    keys = []
+    for p in stage_body(stage).get("params", []):
+        if isinstance(p, dict):  # {other_params_file: [keys]}
+            keys.extend(f"{file}:{k}" for file, ks in p.items() for k in ks)
+        else:
+            keys.append(p)
+    return keys
+
+
+# ---- the checks ------------------------------------------------------------------------------------------------
+def code_dep_problems(name: str, stage: dict) -> list[str]:
+    script = script_of(stage)
+    declared = [d for d in dep_paths(stage) if d.endswith(".py")]
+    problems = [f"{name}: {d} listed twice" for d in sorted({d for d in declared if declared.count(d) > 1})]
+    problems += [f"{name}: {d} does not exist" for d in declared if not (ROOT / d).is_file()]
+    needed = code_deps(script)
+    problems += [f"{name}: runs {d} but does not list it as a dep" for d in sorted(needed - set(declared))]
+    problems += [f"{name}: lists {d} as a dep but never imports it" for d in sorted(set(declared) - needed)]
+    return problems
+
+
+def param_problems(name: str, stage: dict) -> list[str]:
+    cls = STAGE_PARAMS.get(name)
+    if cls is None:
+        return [f"{name}: no config class mapped in STAGE_PARAMS"]
+    declared = param_keys(stage)
+    wanted = cls.tracked_keys()
+    problems = [f"{name}: param {k} listed twice" for k in sorted({k for k in declared if declared.count(k) > 1})]
+    problems += [f"{name}: {cls.__name__} reads {k} but dvc.yaml does not track it"
+                 for k in wanted if k not in declared]
+    problems += [f"{name}: tracks {k} but {cls.__name__} does not read it" for k in declared if k not in wanted]
+    problems += [f"{name}: tracks the performance knob {k}" for k in declared if k.split(":")[-1].startswith("runtime.")]
+    return problems
+
+
+def lookup(data: dict, key: str):
+    node = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(key)
+        node = node[part]
+    return node
+
+
+# ---- tests -----------------------------------------------------------------------------------------------------
+def test_every_stage_has_a_config_class():
+    assert set(STAGES) == set(STAGE_PARAMS)
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
-def test_stage_deps_cover_the_code_it_runs(name):
-    stage = STAGES[name].get("do", STAGES[name])
-    deps = set(stage["deps"])
-    script = stage["cmd"].split()[1]
-    assert script in deps, f"{name}: its script {script} is not a dep"
-    missing = library_imports(ROOT / script) - deps
-    assert not missing, f"{name}: imports {sorted(missing)} but dvc.yaml does not list them as deps"
+def test_stage_code_deps_are_exactly_what_it_imports(name):
+    stage = STAGES[name]
+    assert script_of(stage) in dep_paths(stage), f"{name}: its script is not a dep"
+    problems = code_dep_problems(name, stage)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_params_are_exactly_what_its_config_reads(name):
+    problems = param_problems(name, STAGES[name])
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_imports_its_config_class(name):
+    cls = STAGE_PARAMS[name]
+    assert module_file(cls.__module__) in code_deps(script_of(STAGES[name])), \
+        f"{name}: {script_of(STAGES[name])} does not import {cls.__module__} ({cls.__name__})"
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_params_exist_in_params_yaml_for_every_task(name):
+    for key in param_keys(STAGES[name]):
+        for task in KNOWN_TASKS:
+            try:
+                lookup(PARAMS_YAML, key.replace("${item}", task))
+            except KeyError:
+                pytest.fail(f"{name}: params.yaml has no {key.replace('${item}', task)}")
+
+
+def test_no_stage_tracks_runtime_section():
+    for name, stage in STAGES.items():
+        assert not [k for k in param_keys(stage) if "runtime" in k.split(":")[-1].split(".")[0]], name
+    assert "runtime" in PARAMS_YAML  # the knobs exist, untracked
+
+
+# ---- the checks can fail -----------------------------------------------------------------------------------------
+def test_import_walk_follows_function_level_imports_and_packages():
+    deps = code_deps("stages/train.py")
+    for rel in ("distill/student/train.py", "distill/student/model.py", "distill/config.py", "distill/io.py"):
+        assert rel in deps
+    for init in ("distill/__init__.py", "distill/student/__init__.py"):  # walked through, kept only if non-empty
+        assert (init in deps) == runs_code(init)
+    assert "distill/student/onnx.py" not in deps  # only benchmark runs the ONNX export
+    assert "distill/data/rotten.py" not in deps
+
+
+def test_checks_catch_a_missing_and_an_extra_code_dep():
+    stage = copy.deepcopy(STAGES["train_student"])
+    deps = stage["do"]["deps"]
+    deps.remove("distill/student/model.py")
+    deps.append("distill/student/onnx.py")
+    problems = code_dep_problems("train_student", stage)
+    assert any("distill/student/model.py" in p and "does not list" in p for p in problems), problems
+    assert any("distill/student/onnx.py" in p and "never imports" in p for p in problems), problems
+
+
+def test_checks_catch_a_missing_package_init(monkeypatch):
+    """An __init__.py that gains code must be listed by every stage importing its package."""
+    init = "distill/student/__init__.py"
+    assert init not in code_dep_problems("benchmark", STAGES["benchmark"])
+    monkeypatch.setattr(sys.modules[__name__], "runs_code", lambda rel: True)
+    stage = copy.deepcopy(STAGES["benchmark"])
+    stage["do"]["deps"] = [d for d in stage["do"]["deps"] if d != init]
+    assert any(init in p and "does not list" in p for p in code_dep_problems("benchmark", stage))
+
+
+def test_checks_catch_a_listed_empty_init():
+    init = "distill/student/__init__.py"
+    if runs_code(init):
+        pytest.skip(f"{init} is not empty")
+    stage = copy.deepcopy(STAGES["benchmark"])
+    stage["do"]["deps"].append(init)
+    assert any(init in p and "never imports" in p for p in code_dep_problems("benchmark", stage))
+
+
+def test_checks_catch_missing_extra_and_runtime_params():
+    stage = copy.deepcopy(STAGES["train_baseline"])
+    params = stage["do"]["params"]
+    params.remove("student.batch_size.${item}")
+    params += ["student.alpha", "runtime.threads"]
+    problems = param_problems("train_baseline", stage)
+    assert any("student.batch_size.${item}" in p and "does not track" in p for p in problems), problems
+    assert any("student.alpha" in p and "does not read" in p for p in problems), problems
+    assert any("runtime.threads" in p and "performance knob" in p for p in problems), problems
+
+
+def test_checks_catch_a_whole_per_task_map():
+    stage = copy.deepcopy(STAGES["augment"])
+    params = stage["do"]["params"]
+    params[params.index("augment.n_iter.${item}")] = "augment.n_iter"
+    problems = param_problems("augment", stage)
+    assert any("reads augment.n_iter.${item}" in p for p in problems), problems
+    assert any("tracks augment.n_iter but" in p for p in problems), problems
+
+
+def test_dvc_yaml_is_the_only_pipeline_file():
+    """DVC reads every dvc.yaml in the repository as a pipeline: another one (e.g. a CI workflow named
+    .github/workflows/dvc.yaml) breaks every dvc command with a schema error."""
+    import subprocess
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert [f for f in files if Path(f).name in ("dvc.yaml", "dvc.yml")] == ["dvc.yaml"]
