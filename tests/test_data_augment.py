@@ -1,12 +1,17 @@
-"""§3.3 augmentation: per-word rates, tag-preserving unigram replacement, n-grams, dedup, pair cycling, determinism."""
+"""distill/data/augment.py (§3.3): per-word rates, tag-preserving unigram replacement, n-grams, dedup, pair cycling,
+determinism; and the augment stage."""
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from distill.data.augment import (KEEP, MASK, MASKED, REPLACED, augment, encode, ngram_spans, perturb_words,
-                             transfer_table, write_table)
-from conftest import run_stage
+from conftest import one_line_error, run_stage
+from distill.data.augment import (KEEP, MASKED, REPLACED, augment, encode, ngram_spans, perturb_words, render,
+                                  transfer_table, write_table)
+from distill.data.postag import tag_frame
+from distill.io import UserError
+from distill.layout import MASK, TaskPaths
+from helpers import cli_dirs, write_params
 
 # A controlled vocabulary: two tags with known unigram counts.
 UNIGRAMS = pd.DataFrame({"tag": ["NN"] * 5 + ["VB"] * 3,
@@ -128,29 +133,68 @@ def test_same_seed_same_bytes(tmp_path):
     assert run(13, "a.parquet") != run(14, "c.parquet")
 
 
+def test_render_joins_the_kept_span_of_each_example():
+    vocab = np.array(["[MASK]", "a", "b", "c", "d"], dtype=object)
+    ids, offsets = np.array([1, 2, 3, 4, 1, 0]), np.array([0, 4, 6])  # "a b c d", "a [MASK]"
+    out = render(ids, offsets, np.array([1, 0]), np.array([2, 2]), vocab,
+                 np.array([w + " " for w in vocab], dtype=object), np.array([w + "\n" for w in vocab], dtype=object))
+    assert out.tolist() == ["b c", "a [MASK]"]
+
+
+def test_bad_rates_and_misaligned_tags_are_user_errors():
+    texts, tags = corpus(m=5)
+    with pytest.raises(UserError, match="p_mask, p_pos"):
+        augment({"sentence": texts}, {"sentence": tags}, UNIGRAMS, 0.6, 0.5, 0.0, 1, seed=0, progress=False)
+    with pytest.raises(UserError, match="n_iter must be >= 0"):
+        augment({"sentence": texts}, {"sentence": tags}, UNIGRAMS, 0.1, 0.1, 0.0, -1, seed=0, progress=False)
+    with pytest.raises(UserError, match="do not line up"):
+        encode({"sentence": texts}, {"sentence": [t[:-1] for t in tags]}, UNIGRAMS)
+    with pytest.raises(UserError, match="tag 'JJ' has no unigram counts"):
+        encode({"sentence": ["n0 n1"]}, {"sentence": [["NN", "JJ"]]}, UNIGRAMS)
+
+
+def test_zero_iterations_give_only_the_originals():
+    texts, tags = corpus(m=10)
+    out = augment({"sentence": texts}, {"sentence": tags}, UNIGRAMS, 0.1, 0.1, 0.25, 0, seed=0, progress=False)
+    assert out["candidates"] == 0 and len(out["origin"]) == 0 and len(out["columns"]["sentence"]) == 0
+
+
+# ---- the augment stage -----------------------------------------------------------------------------------------
+class OneTagPerClass:
+    """A stand-in POS tagger (the real one is tested in test_data_postag.py): DT for articles, NN otherwise."""
+
+    def tag(self, words):
+        return [(w, "DT" if w in ("the", "a") else "NN") for w in words]
+
+
 @pytest.mark.parametrize("task,cols", [("rotten_tomatoes", ["sentence"]), ("qqp", ["sentence1", "sentence2"])])
-def test_postag_then_augment_stage(tmp_path, task, cols):
-    data = tmp_path / "data" / task
-    data.mkdir(parents=True)
+def test_augment_stage(tmp_path, task, cols):
+    paths = TaskPaths(task, tmp_path / "data")
+    paths.data.mkdir(parents=True)
     rows = ["the film is a charming journey .", "it 's a dull , lifeless mess", "what do pigs eat ?",
             "how do pigs eat ?", "a great cast"]
     train = pd.DataFrame({"idx": range(5), **{c: rows[k:] + rows[:k] for k, c in enumerate(cols)},
                           "label": [1, 0, 1, 0, 1], "split": "train"})
-    train.to_parquet(data / "train.parquet")
-    (tmp_path / "params.yaml").write_text(
-        "postag:\n  tagger: textblob\naugment:\n  p_mask: 0.1\n  p_pos: 0.1\n  p_ng: 0.25\n"
-        "  n_iter: {default: 20, qqp: 6}\n  seed: 13\n")
-    common = ["--task", task, "--data-dir", str(tmp_path / "data"), "--params-file", str(tmp_path / "params.yaml")]
-    run_stage("postag.py", *common, "--nltk-dir", str(tmp_path / "cache"))
-    proc = run_stage("augment.py", *common)
-    out = pd.read_parquet(data / "transfer.parquet")
+    train.to_parquet(paths.train)
+    postag, unigrams = tag_frame(OneTagPerClass(), train, tuple(cols))
+    postag.to_parquet(paths.postag)
+    unigrams.to_parquet(paths.tag_unigrams)
+    write_params(tmp_path, augment={"p_mask": 0.1, "p_pos": 0.1, "p_ng": 0.25, "seed": 13,
+                                    "n_iter": {"rotten_tomatoes": 20, "sst2": 1, "qqp": 6, "mnli": 1}})
+    args = ["--task", task, *cli_dirs(tmp_path, "data", "params")]
+    proc = run_stage("augment.py", *args)
+    out = pd.read_parquet(paths.transfer)
     assert list(out.columns) == [*cols, "label", "synthetic", "origin"]
     assert out[cols][:5].equals(train[cols]) and out["origin"][:5].tolist() == list(range(5))
-    n_iter = 6 if task == "qqp" else 20
+    assert out["label"][:5].tolist() == [1, 0, 1, 0, 1] and not out["synthetic"][:5].any()
+    n_iter = 6 if task == "qqp" else 20  # this task's entry of the per-task map
     synth = out[out["synthetic"]]
     assert 0 < len(synth) <= 5 * n_iter and (synth["label"] == -1).all()
-    assert not out.duplicated(cols).iloc[5:].any()
-    assert f"{5 * n_iter} candidates" in proc.stderr
-    first = (data / "transfer.parquet").read_bytes()
-    run_stage("augment.py", *common)
-    assert (data / "transfer.parquet").read_bytes() == first
+    assert not out.duplicated(cols).any()
+    assert f"{5 * n_iter} candidates, {len(synth)} kept" in proc.stderr
+    first = paths.transfer.read_bytes()
+    run_stage("augment.py", *args)
+    assert paths.transfer.read_bytes() == first  # same inputs and seed: same bytes
+    proc = run_stage("augment.py", *args, "--p-mask", "0.7", "--p-pos", "0.5", check=False)
+    assert "p_mask + augment.p_pos must be <= 1" in one_line_error(proc)
+    assert paths.transfer.read_bytes() == first

@@ -1,5 +1,5 @@
-"""GLUE readers: quoting disabled, malformed rows reported and left out, labels parsed per task."""
-import pandas as pd
+"""distill/data/glue.py: GLUE TSV readers: quoting disabled, malformed rows reported and left out, labels parsed per
+task."""
 import pytest
 
 from distill.data.glue import read_glue_split
@@ -50,3 +50,24 @@ def test_unlabelled_test_split(tmp_path):
     path.write_text("index\tsentence\n0\ta fine film .\n1\tawful .\n")
     df, _ = read_glue_split("sst2", "test", path)
     assert df["label"].tolist() == [-1, -1] and df["idx"].tolist() == [0, 1]
+
+
+def test_bad_bytes_cost_their_row_not_the_file(tmp_path):
+    path = tmp_path / "dev.tsv"
+    path.write_bytes(b"sentence\tlabel\ngood one .\t1\nbad \xff byte\t0\n\t1\nfine .\t2\nlast .\t0\n")
+    df, report = read_glue_split("sst2", "dev", path)
+    assert df["sentence"].tolist() == ["good one .", "last ."] and df["label"].tolist() == [1, 0]
+    assert df["idx"].tolist() == [0, 4]  # idx = data line number - 2: stable whatever was left out
+    assert [m.split(":")[0] for m in report.malformed] == ["line 3", "line 4", "line 5"]
+    assert "not UTF-8" in report.malformed[0] and "empty text" in report.malformed[1]
+    assert "label '2' not in ['0', '1']" in report.malformed[2]
+    assert report.as_dict()["rows"] == 2 and report.as_dict()["malformed"] == 3
+
+
+def test_empty_file_and_unknown_task(tmp_path):
+    (tmp_path / "train.tsv").write_bytes(b"")
+    with pytest.raises(UserError, match="empty file"):
+        read_glue_split("sst2", "train", tmp_path / "train.tsv")
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\na\t1\n")
+    with pytest.raises(UserError, match="not a GLUE task"):
+        read_glue_split("rotten_tomatoes", "train", tmp_path / "train.tsv")

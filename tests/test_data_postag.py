@@ -1,4 +1,5 @@
-"""POS tagging: the offline (textblob-aptagger) model loads through plain NLTK; tags and unigram counts line up."""
+"""distill/data/postag.py: the offline (textblob-aptagger) model loads through plain NLTK; tags and unigram counts
+line up; the postag stage."""
 import json
 
 import nltk
@@ -7,7 +8,9 @@ import pytest
 
 import distill.data.postag as postag
 from distill.io import UserError
-from conftest import run_stage
+from conftest import one_line_error, run_stage
+from distill.layout import TaskPaths
+from helpers import cli_dirs, write_params
 
 
 @pytest.fixture(scope="module")
@@ -70,30 +73,34 @@ def test_tag_frame_pairs_aligned_and_unigrams_counted(offline_tagger):
     assert order == sorted(order)
 
 
-def test_auto_falls_back_without_network(offline_tagger, monkeypatch):
+def test_tagger_is_the_params_choice_never_the_networks(offline_tagger, monkeypatch):
     def no_network(*args, **kwargs):
         raise OSError("network unreachable")
 
     monkeypatch.setattr(postag, "_nltk_has_model", lambda: False)
     monkeypatch.setattr(nltk, "download", no_network)
-    _, used = postag.prepare_tagger("auto", offline_tagger[2])
+    with pytest.raises(UserError, match="postag.tagger=nltk but nltk.download"):
+        postag.prepare_tagger("nltk", offline_tagger[2])  # no silent fallback to the other model
+    for gone in ("auto", "spacy"):
+        with pytest.raises(UserError, match=f"must be textblob or nltk, not '{gone}'"):
+            postag.prepare_tagger(gone, offline_tagger[2])
+    _, used = postag.prepare_tagger("textblob", offline_tagger[2])  # offline: never touches the network
     assert used.startswith("textblob")
-    with pytest.raises(UserError, match="tagger=nltk"):
-        postag.prepare_tagger("nltk", offline_tagger[2])
-    with pytest.raises(UserError, match="one of"):
-        postag.prepare_tagger("spacy", offline_tagger[2])
 
 
 def test_stage_writes_both_files(tmp_path):
-    data = tmp_path / "data" / "rotten_tomatoes"
-    data.mkdir(parents=True)
+    paths = TaskPaths("rotten_tomatoes", tmp_path / "data")
+    paths.data.mkdir(parents=True)
     train = pd.DataFrame({"idx": [0, 1], "sentence": ["a charming journey .", "it 's dull"], "label": [1, 0],
                           "split": ["train", "train"]})
-    train.to_parquet(data / "train.parquet")
-    (tmp_path / "params.yaml").write_text("postag:\n  tagger: textblob\n")
-    run_stage("postag.py", "--task", "rotten_tomatoes", "--data-dir", str(tmp_path / "data"),
-              "--params-file", str(tmp_path / "params.yaml"), "--nltk-dir", str(tmp_path / "cache"))
-    tags = pd.read_parquet(data / "postag.parquet")
-    assert list(tags.columns) == ["tags"] and [len(t) for t in tags["tags"]] == [4, 3]
-    unigrams = pd.read_parquet(data / "tag_unigrams.parquet")
+    train.to_parquet(paths.train)
+    write_params(tmp_path, postag={"tagger": "textblob"})
+    args = ["--task", "rotten_tomatoes", *cli_dirs(tmp_path, "data", "params"), "--nltk-dir", str(tmp_path / "cache")]
+    run_stage("postag.py", *args)
+    tags = pd.read_parquet(paths.postag)
+    assert list(tags.columns) == ["tags"] and tags["tags"].map(list).tolist() == [
+        ["DT", "JJ", "NN", "."], ["PRP", "VBZ", "JJ"]]
+    unigrams = pd.read_parquet(paths.tag_unigrams)
     assert list(unigrams.columns) == ["tag", "word", "count"] and unigrams["count"].sum() == 7
+    proc = run_stage("postag.py", *args, "--tagger", "auto", check=False)
+    assert one_line_error(proc) == "error: --tagger must be one of textblob, nltk, got 'auto'"

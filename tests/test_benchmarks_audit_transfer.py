@@ -1,5 +1,5 @@
-"""benchmarks/audit_transfer.py: passes on a transfer set made by the real postag + augment stages, fails on a
-corrupted one (extra masking)."""
+"""benchmarks/audit_transfer.py (an independent audit of the §3.3 rules): passes on a transfer set made by the real
+postag + augment stages, fails on a corrupted one (extra masking)."""
 import importlib.util
 import shutil
 
@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, run_stage
+from helpers import cli_dirs, write_params
 
 spec = importlib.util.spec_from_file_location("audit_transfer", REPO / "benchmarks" / "audit_transfer.py")
 audit_transfer = importlib.util.module_from_spec(spec)
@@ -44,10 +45,10 @@ def transfer_dir(tmp_path_factory):
     data = root / "data" / "sst2"
     data.mkdir(parents=True)
     make_train().to_parquet(data / "train.parquet")
-    (root / "params.yaml").write_text(
-        "postag:\n  tagger: textblob\naugment:\n  p_mask: 0.1\n  p_pos: 0.1\n  p_ng: 0.25\n  n_iter: 20\n"
-        "  seed: 13\n")
-    common = ["--task", "sst2", "--data-dir", str(root / "data"), "--params-file", str(root / "params.yaml")]
+    write_params(root, postag={"tagger": "textblob"},
+                 augment={"p_mask": 0.1, "p_pos": 0.1, "p_ng": 0.25, "seed": 13,
+                          "n_iter": {"rotten_tomatoes": 1, "sst2": 20, "qqp": 1, "mnli": 1}})
+    common = ["--task", "sst2", *cli_dirs(root, "data", "params")]
     run_stage("postag.py", *common, "--nltk-dir", str(root / "cache"))
     run_stage("augment.py", *common)
     return root

@@ -1,0 +1,120 @@
+"""distill/report/benchmark.py and the benchmark stage (§5.2): parameters, timings, speed.json."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import torch
+
+from conftest import run_stage
+from distill.layout import TaskPaths
+from distill.report.benchmark import (reference_logits, run_benchmark, speed_metrics, student_parameters, summary,
+                                      teacher_parameters, time_runs)
+from distill.student.model import count_parameters, save_student
+from distill.teacher.model import load_teacher
+from helpers import cli_dirs, make_student, random_texts, write_params
+
+
+def test_teacher_parameter_count_excludes_embedding_tables(tiny_teacher):
+    model, _ = load_teacher(tiny_teacher, "cpu")
+    counts = teacher_parameters(model)
+    emb = model.bert.embeddings
+    tables = sum(m.weight.numel() for m in (emb.word_embeddings, emb.position_embeddings, emb.token_type_embeddings))
+    total = sum(p.numel() for p in model.parameters())
+    assert tables == (30522 + 128 + 2) * 32  # MiniLM's vocabulary, 128 positions, 2 segments, 32-d
+    assert counts == {"params_m": total / 1e6, "params_m_without_embeddings": (total - tables) / 1e6}
+
+
+def test_student_parameters():
+    model = make_student(20, embedding_dim=8, hidden=6, fc=5, num_labels=2)
+    lstm = 2 * (4 * 6 * (16 + 6) + 2 * 4 * 6)  # input 2 x 8 (multichannel)
+    head = (12 * 5 + 5) + (5 * 2 + 2)
+    assert student_parameters(model) == {"params_m": (lstm + head + 2 * 20 * 8) / 1e6,
+                                         "params_m_without_embeddings": (lstm + head) / 1e6}
+
+
+def test_summary_and_time_runs():
+    assert summary([3.0, 1.0, 2.0], 10) == {"seconds": 2.0, "seconds_all": [3.0, 1.0, 2.0], "sentences_per_s": 5.0}
+    calls = []
+    times, out = time_runs(lambda: calls.append(1) or len(calls), 3, torch.device("cpu"))
+    assert len(times) == 3 and out == 3 and all(t >= 0 for t in times)
+    assert len(time_runs(lambda: None, 0, torch.device("cpu"))[0]) == 1  # at least one run
+
+
+def test_speed_metrics_by_hand():
+    report = {"student": {"sentences_per_s": 1234.56, "params_m": 0.96349},
+              "teacher": {"sentences_per_s": 98.04, "params_m": 22.71},
+              "speedup": 12.5923, "params_ratio": 23.5709}
+    assert speed_metrics(report) == {"student_sentences_per_s": 1234.6, "student_params_m": 0.963,
+                                     "teacher_sentences_per_s": 98.0, "teacher_params_m": 22.71, "speedup": 12.6,
+                                     "params_ratio": 23.6}
+    assert speed_metrics({"student": report["student"]}) == {"student_sentences_per_s": 1234.6,
+                                                             "student_params_m": 0.963}
+
+
+def test_reference_logits_is_the_model_call(student_corpus):
+    _, _, vocab = student_corpus
+    model = make_student(len(vocab), num_labels=3, jitter=0.3)
+    texts = ["w1 w2 w3", "w4", "w5 w6"]
+    ids = torch.zeros(3, 3, dtype=torch.long)
+    for i, t in enumerate(texts):
+        ids[i, :len(t.split())] = torch.tensor(vocab.encode(t))
+    with torch.no_grad():
+        direct = model(ids, torch.tensor([3, 1, 2])).numpy()
+    np.testing.assert_allclose(reference_logits(model, vocab, texts), direct, atol=1e-6)
+
+
+def test_run_benchmark_record(student_corpus, tiny_teacher):
+    rng, words, vocab = student_corpus
+    model = make_student(len(vocab), pair=True, jitter=0.3)
+    first, second = random_texts(rng, 40, words), random_texts(rng, 40, words)
+    tmodel, tok = load_teacher(tiny_teacher, "cpu")
+    res = run_benchmark(first, second, (model, vocab), (tmodel, tok), batch_size=16, repeats=2, max_length=64,
+                        device=torch.device("cpu"), progress=False)
+    s, t = res["student"], res["teacher"]
+    assert res["sentences"] == 80 and res["examples"] == 40 and res["pair"] and res["device_type"] == "cpu"
+    assert set(s["paths"]) == {"reference", "fast", "onnxruntime"}
+    assert s["seconds"] == min(p["seconds"] for p in s["paths"].values())  # the fastest path is the student
+    assert s["sentences_per_s"] == 80 / s["seconds"]
+    assert all(len(p["seconds_all"]) == 2 for p in s["paths"].values())
+    assert s["max_abs_logit_diff_vs_reference"]["reference"] == 0.0
+    assert max(s["max_abs_logit_diff_vs_reference"].values()) < 1e-4
+    assert s["params_m"] == count_parameters(model) / 1e6
+    assert t["teacher_repeats"] == 1 and len(t["seconds_all"]) == 1
+    assert res["speedup"] == t["seconds"] / s["seconds"]
+    assert res["params_ratio"] == t["params_m"] / s["params_m"]
+
+
+def test_stage(student_corpus, tiny_teacher, tmp_path):
+    rng, words, vocab = student_corpus
+    paths = TaskPaths("sst2", tmp_path / "data", tmp_path / "models", tmp_path / "metrics")
+    paths.data.mkdir(parents=True)
+    pd.DataFrame({"idx": range(30), "sentence": random_texts(rng, 30, words), "label": 0, "split": "train"}
+                 ).to_parquet(paths.train)
+    save_student(make_student(len(vocab), seed=4), vocab, paths.model("student"))
+    save_student(make_student(len(vocab), seed=5), vocab, paths.model("baseline"))
+    shutil.copytree(tiny_teacher, paths.model("teacher"))
+    paths.metrics.mkdir(parents=True)
+    accuracy = {"teacher": 0.9, "student": 0.85, "baseline": 0.8}
+    for kind, acc in accuracy.items():
+        paths.scores(kind).write_text(json.dumps({"dev": {"accuracy": acc, "n": 30}}))
+    write_params(tmp_path, benchmark={"batch_size": 8, "repeats": 2, "max_sentences": 25})
+    run_stage("benchmark.py", "--task", "sst2", *cli_dirs(tmp_path, "data", "models", "metrics", "params"))
+    report = json.loads(paths.report("benchmark").read_text())
+    assert report["examples"] == 25 and report["batch_size"] == 8 and report["repeats"] == 2
+    assert report["task"] == "sst2" and report["student"]["max_abs_logit_diff_vs_reference"]["fast"] < 1e-4
+    assert report["baseline"]["path"] == "fast" and len(report["baseline"]["seconds_all"]) == 2
+    s, t, b = report["student"], report["teacher"], report["baseline"]
+    speed = json.loads(paths.speed.read_text())
+    assert speed == {"student_sentences_per_s": round(25 / s["seconds"], 1),
+                     "student_params_m": round(s["params_m"], 3),
+                     "teacher_sentences_per_s": round(25 / t["seconds"], 1),
+                     "teacher_params_m": round(t["params_m"], 3),
+                     "speedup": round(t["seconds"] / s["seconds"], 1),
+                     "params_ratio": round(t["params_m"] / s["params_m"], 1),
+                     "baseline_sentences_per_s": round(25 / b["seconds"], 1)}
+    table = pd.read_csv(paths.plots / "accuracy_vs_speed.csv")
+    assert table["model"].tolist() == ["teacher", "student", "baseline"]
+    assert table["dev_accuracy"].tolist() == [0.9, 0.85, 0.8]  # from the scores the evaluate stage wrote
+    assert table["sentences_per_s"].tolist() == [speed["teacher_sentences_per_s"], speed["student_sentences_per_s"],
+                                                 speed["baseline_sentences_per_s"]]

@@ -1,0 +1,184 @@
+"""distill/student/train.py and the train stage (student | baseline): the distillation loss of §3.2, early stopping
+on dev, the saved model and curve."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import one_line_error, run_stage
+from distill.io import UserError
+from distill.student.batching import Dataset, predict_logits
+from distill.student.model import load_student
+from distill.student.params import BaselineParams, StudentParams
+from distill.student.train import distill_loss, distillation_targets, fit, train
+from distill.student.vocab import Vocab
+from distill.tasks import get_task
+from helpers import cli_dirs, make_sentences, make_student, write_params, write_task_data
+
+TEXTS = ["a charming , often affecting journey", "boring and far too long", "the [MASK] film of the year",
+         "it never comes alive", "funny and moving", "a dull , lifeless mess"]
+RT = get_task("rotten_tomatoes")
+ARCH = {"embeddings": "random", "multichannel": True, "hidden": 8, "fc": 8, "lr": 1.0, "rho": 0.95,
+        "batch_size": 16, "epochs": 3, "patience": 2, "seed": 13}
+
+
+def baseline_params(**kw) -> BaselineParams:
+    return BaselineParams(**{**ARCH, **kw})
+
+
+def student_params(**kw) -> StudentParams:
+    return StudentParams(**{**ARCH, "alpha": 0.0, **kw})
+
+
+def test_distill_loss_by_hand():
+    z_s, z_t, t = torch.tensor([[1.0, 2.0], [0.0, 0.0]]), torch.tensor([[0.0, 0.0], [1.0, -1.0]]), torch.tensor([1, 0])
+    mse = ((1 + 4) + (1 + 1)) / 2  # squared error summed over classes, mean over the batch
+    ce = (-math.log(math.exp(2) / (math.exp(1) + math.exp(2))) + math.log(2)) / 2
+    assert distill_loss(z_s, z_t, None, 0.0).item() == pytest.approx(mse)
+    assert distill_loss(z_s, None, t, 1.0).item() == pytest.approx(ce)  # the baseline: no teacher at all
+    assert distill_loss(z_s, z_t, t, 0.3).item() == pytest.approx(0.3 * ce + 0.7 * mse)
+    torch.manual_seed(0)
+    z_s, z_t, t = torch.randn(4, 3), torch.randn(4, 3), torch.tensor([0, 2, 1, 0])
+    assert torch.allclose(distill_loss(z_s, z_t, t, 1.0), F.cross_entropy(z_s, t))
+
+
+def test_few_distillation_steps_lower_the_mse():
+    vocab = Vocab.build(TEXTS)
+    rng = np.random.default_rng(0)
+    data = Dataset(vocab, [TEXTS], None, rng.normal(size=(len(TEXTS), 3)).astype(np.float32) * 2)
+    model = make_student(len(vocab), num_labels=3)
+    target = torch.from_numpy(data.teacher)
+
+    def mse():
+        return float(((torch.from_numpy(predict_logits(model, data, 8)) - target) ** 2).sum(1).mean())
+
+    before = mse()
+    opt = torch.optim.Adadelta([p for p in model.parameters() if p.requires_grad], lr=1.0, rho=0.95)
+    model.train()
+    for _ in range(50):
+        loss = distill_loss(model(*data.inputs(np.arange(len(TEXTS)))), target, None, 0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert mse() < 0.9 * before  # AdaDelta starts with tiny steps (its eps), so only a clear drop
+
+
+def test_train_keeps_the_best_epoch_and_writes_the_curve():
+    rows = make_sentences(40, seed=3)
+    texts, labels = [t for t, _ in rows], np.array([y for _, y in rows])
+    vocab = Vocab.build(texts)
+    model = make_student(len(vocab), seed=1)
+    dev = Dataset(vocab, [texts[:10]])
+    res = train(model, Dataset(vocab, [texts], labels), dev, labels[:10], baseline_params(batch_size=8, epochs=4),
+                alpha=1.0, name="baseline", with_f1=True, progress=False)
+    curve = res.curve
+    assert list(curve.columns) == ["model", "epoch", "train_loss", "dev_accuracy", "dev_f1"]
+    assert (curve["model"] == "baseline").all() and curve["epoch"].tolist() == list(range(1, len(curve) + 1))
+    assert res.best_dev_accuracy == curve["dev_accuracy"].max()
+    assert res.best_epoch == curve["epoch"][curve["dev_accuracy"].idxmax()]  # the first epoch reaching the best
+    preds = predict_logits(model, dev, 16).argmax(1)  # the model holds the best epoch's weights
+    assert round(float((preds == labels[:10]).mean()), 4) == res.best_dev_accuracy
+    with pytest.raises(UserError, match="alpha < 1 needs teacher logits"):
+        train(model, Dataset(vocab, [texts], labels), dev, labels[:10], baseline_params(epochs=1), alpha=0.0,
+              name="student", progress=False)
+
+
+def test_early_stopping_after_patience_epochs_without_gain():
+    texts = ["a b", "c d"]
+    vocab = Vocab.build(texts)
+    model = make_student(len(vocab))
+    # the dev set is one text with both labels: 0.5 whatever the model does, so no epoch improves on the first
+    # and training stops after 1 + patience epochs
+    res = train(model, Dataset(vocab, [texts], np.array([0, 1])), Dataset(vocab, [["a b", "a b"]]),
+                np.array([0, 1]), baseline_params(epochs=10, patience=2, batch_size=2), alpha=1.0, name="baseline",
+                progress=False)
+    assert len(res.curve) == 3 and res.best_epoch == 1 and res.best_dev_accuracy == 0.5
+
+
+def test_distillation_targets():
+    df = pd.DataFrame({"label": [1, 0, -1, -1], "synthetic": [False, False, True, True],
+                       "teacher_label": [0, 0, 1, 0],
+                       "logits": [np.array([1.0, 0.0], np.float32)] * 4})
+    targets, teacher = distillation_targets(df, RT)
+    assert targets.tolist() == [1, 0, 1, 0]  # gold for originals, the teacher's argmax for synthetic rows
+    assert teacher.shape == (4, 2) and teacher.dtype == np.float32
+    with pytest.raises(UserError, match="3 classes, task rotten_tomatoes has 2"):
+        distillation_targets(df.assign(logits=[np.zeros(3, np.float32)] * 4), RT)
+    bad = df.copy()
+    bad.at[2, "logits"] = np.array([np.nan, 0.0], np.float32)
+    with pytest.raises(UserError, match=r"1 row\(s\) with NaN/inf, first at row\(s\) \[2\]"):
+        distillation_targets(bad, RT)
+
+
+def test_fit_student_is_deterministic(tmp_path):
+    paths = write_task_data(tmp_path)
+    train_df, dev_df = pd.read_parquet(paths.logits), pd.read_parquet(paths.split("dev"))
+    weights = []
+    for run in ("a", "b"):
+        info = fit(RT, train_df, dev_df, student_params(epochs=2), tmp_path / run, tmp_path / f"{run}.csv",
+                   progress=False)
+        weights.append(load_student(tmp_path / run)[0].state_dict())
+        torch.manual_seed(123)  # global RNG state between runs must not matter
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    assert info["train_rows"] == 96 and info["alpha"] == 0.0 and info["rows_per_s"] > 0
+
+
+def test_fit_baseline_uses_labelled_rows_only(tmp_path):
+    paths = write_task_data(tmp_path)
+    train_df = pd.read_parquet(paths.train)
+    train_df.loc[:7, "label"] = -1
+    info = fit(RT, train_df, pd.read_parquet(paths.split("dev")), baseline_params(epochs=1), tmp_path / "m",
+               tmp_path / "c.csv", progress=False)
+    assert info["train_rows"] == 40 and info["alpha"] == 1.0
+    with pytest.raises(UserError, match="no labelled rows for early stopping"):
+        fit(RT, train_df, pd.read_parquet(paths.split("dev")).assign(label=-1), baseline_params(epochs=1),
+            tmp_path / "m2", tmp_path / "c2.csv", progress=False)
+    assert not (tmp_path / "m2").exists() and not (tmp_path / "c2.csv").exists()
+
+
+def test_fit_pairs_qqp(tmp_path):
+    rows = make_sentences(40, seed=4)
+    a, b = [t for t, _ in rows[:20]], [t for t, _ in rows[20:]]
+    labels = np.array([y for _, y in rows[:20]], dtype=np.int64)
+    logits = np.stack([1.0 - labels, labels.astype(float)], 1).astype(np.float32)
+    train_df = pd.DataFrame({"sentence1": a, "sentence2": b, "label": labels, "synthetic": False,
+                             "origin": np.arange(20), "logits": list(logits), "teacher_label": labels})
+    dev_df = train_df[["sentence1", "sentence2", "label"]].iloc[:8]
+    info = fit(get_task("qqp"), train_df, dev_df, student_params(epochs=1), tmp_path / "m", tmp_path / "c.csv",
+               progress=False)
+    model, vocab = load_student(tmp_path / "m")
+    assert model.cfg.pair and set(b[0].split()) <= set(vocab.itos)  # the vocabulary covers both columns
+    assert list(pd.read_csv(tmp_path / "c.csv").columns) == ["model", "epoch", "train_loss", "dev_accuracy",
+                                                             "dev_f1"]  # QQP also reports F1
+    assert info["train_rows"] == 20
+
+
+# ---- the train stage -------------------------------------------------------------------------------------------
+def test_stage_student_and_baseline(tmp_path):
+    paths = write_task_data(tmp_path)
+    write_params(tmp_path, student={**ARCH, "embeddings": "glove-6b-50d",
+                                    "batch_size": {"rotten_tomatoes": 16, "sst2": 1, "qqp": 1, "mnli": 1}})
+    args = ["--task", "rotten_tomatoes", *cli_dirs(tmp_path, "data", "models", "metrics", "params")]
+    for kind in ("student", "baseline"):
+        run_stage("train.py", kind, *args)
+        model_dir = paths.model(kind)
+        assert sorted(p.name for p in model_dir.iterdir()) == ["config.json", "model.pt", "vocab.txt"]
+        cfg = json.loads((model_dir / "config.json").read_text())
+        assert cfg["embeddings"] == "glove-6b-50d" and cfg["embedding_dim"] == 50 and 0 < cfg["coverage"] <= 1
+        assert cfg["alpha"] == (0.0 if kind == "student" else 1.0) and cfg["hidden"] == 8
+        assert cfg["train_rows"] == (96 if kind == "student" else 48)  # transfer set vs gold training set
+        curve = pd.read_csv(paths.curve(kind))
+        assert list(curve.columns) == ["model", "epoch", "train_loss", "dev_accuracy"] and 1 <= len(curve) <= 3
+        assert (curve["model"] == kind).all()
+        assert cfg["dev_accuracy"] == curve["dev_accuracy"].max()
+        assert curve["epoch"][curve["dev_accuracy"].idxmax()] == cfg["best_epoch"]
+        vocab = (model_dir / "vocab.txt").read_text().split("\n")
+        assert vocab[:3] == ["[PAD]", "[UNK]", "[MASK]"] and vocab.count("[MASK]") == 1
+    assert sorted(p.name for p in paths.plots.iterdir()) == ["baseline_curve.csv", "student_curve.csv"]
+    proc = run_stage("train.py", "baseline", *args, "--alpha", "0.5", check=False)
+    assert one_line_error(proc) == "error: --alpha applies to the student only: the baseline is CE on gold labels"
