@@ -112,7 +112,8 @@ def test_stage(student_corpus, tiny_teacher, tmp_path):
                      "teacher_params_m": round(t["params_m"], 3),
                      "speedup": round(t["seconds"] / s["seconds"], 1),
                      "params_ratio": round(t["params_m"] / s["params_m"], 1),
-                     "baseline_sentences_per_s": round(25 / b["seconds"], 1)}
+                     "baseline_sentences_per_s": round(25 / b["seconds"], 1),
+                     "student_gflops": round(s["gflops"], 1)}
     table = pd.read_csv(paths.plots / "accuracy_vs_speed.csv")
     assert table["model"].tolist() == ["teacher", "student", "baseline"]
     assert table["dev_accuracy"].tolist() == [0.9, 0.85, 0.8]  # from the scores the evaluate stage wrote

@@ -74,7 +74,7 @@ def test_misuse_is_an_error(student_corpus):
     fast = FastStudent(random_model(0, vocab), vocab, cell="torch")
     with pytest.raises(ValueError, match="single-sentence model takes none"):
         fast.logits(["w1"], ["w2"])
-    with pytest.raises(ValueError, match="cell must be auto, c or torch"):
+    with pytest.raises(ValueError, match="cell must be one of auto, fused, c, torch"):
         FastStudent(random_model(0, vocab), vocab, cell="cuda")
     pair = FastStudent(random_model(0, vocab, pair=True), vocab, cell="torch")
     with pytest.raises(ValueError, match="differ in length"):

@@ -4,10 +4,14 @@ Timing protocol: each path first runs once on a small slice (warm-up: allocator,
 excluded), then the whole input `repeats` times; the median is reported. The teacher is measured ONCE on the whole
 input (`teacher_repeats` = 1): on a CPU it takes minutes (~150 s for SST-2 with MiniLM), and its run-to-run
 spread is small next to the student/teacher ratio being measured.
-Student paths: "fast" (distill.fast_student: folded table + shrinking-batch recurrence, batches spread over the
-cores, CPU), "onnxruntime" (the encoder as an ONNX LSTM graph, CPU), "reference" (the nn.LSTM model with packed
-sequences); all are timed on the same input, their logits cross-checked against the reference, and the fastest
-is the reported student. On CUDA the reference model runs on the GPU (cuDNN).
+Student paths: "fast" (distill.student.fast with its best cell, normally "fused": the whole recurrence in C, batches
+spread over the cores, CPU), "onnxruntime" (the encoder as an ONNX LSTM graph, CPU), "reference" (the nn.LSTM model
+with packed sequences); all are timed on the same input, their logits cross-checked against the reference, and the
+fastest is the reported student. On CUDA the reference model runs on the GPU (cuDNN).
+The fast path's `gflops` is the recurrence's matmul work (every token, both directions, h W_hh^T) over its
+seconds, beside `peak_gflops`, one core's measured fp32 peak (a large torch matmul on one thread) and, with the
+fused cell, `fma_peak_gflops` (its build's FMA throughput on one core); the fast path ran on `fast_threads`
+threads, so `gflops_per_core` is the figure to hold against the peaks.
 """
 from __future__ import annotations
 
@@ -20,9 +24,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from distill.runtime import cpu_vector_flags, device_name
+from distill.runtime import cpu_vector_flags, device_name, usable_cores
 from distill.student.batching import pad_rows
-from distill.student.fast import FastStudent, FastTokenizer
+from distill.student.fast import FastStudent, FastTokenizer, recurrent_flop, torch_threads
 from distill.student.model import StudentClassifier, count_parameters
 from distill.student.onnx import OnnxStudent
 from distill.student.vocab import Vocab
@@ -63,6 +67,27 @@ def time_runs(fn: Callable[[], np.ndarray], repeats: int, device: torch.device) 
 def summary(times: list[float], n_sentences: int) -> dict:
     median = statistics.median(times)
     return {"seconds": median, "seconds_all": times, "sentences_per_s": n_sentences / median}
+
+
+def fp32_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """One core's measured fp32 peak: the best rate of an n x n x n torch matmul on one thread (thread CPU time,
+    so time slices lost to other processes on a shared core do not count)."""
+    a, b, out = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    best = 0.0
+    with torch_threads(1):
+        torch.mm(a, b, out=out)  # warm-up
+        for _ in range(repeats):
+            start = time.thread_time()
+            torch.mm(a, b, out=out)
+            best = max(best, 2 * n ** 3 / max(time.thread_time() - start, 1e-9) / 1e9)
+    return best
+
+
+def student_tokens(vocab: Vocab, first: Sequence[str], second: Sequence[str] | None = None) -> int:
+    """Recurrence steps per direction: every token, an empty text counting as one [PAD] step."""
+    tokenizer = FastTokenizer(vocab)
+    return sum(int(np.maximum(tokenizer.encode_batch(texts)[1], 1).sum()) for texts in (first, second)
+               if texts is not None)
 
 
 def _head(texts: Sequence[str] | None) -> list[str] | None:
@@ -121,7 +146,14 @@ def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[st
     ref = outputs["reference"]
     diff = {name: float(np.abs(out - ref).max()) if len(ref) else 0.0 for name, out in outputs.items()}
     best = min(results, key=lambda k: results[k]["seconds"])
-    extra = {"cell": fast.cell, "fast_threads": fast.threads} if device.type == "cpu" else {}
+    extra = {}
+    if device.type == "cpu":
+        flop = recurrent_flop(student_tokens(vocab, first, second), model.cfg.hidden)
+        extra = {"cell": fast.cell, "isa": fast.isa, "fast_threads": fast.threads, "recurrent_gflop": flop / 1e9,
+                 "gflops": flop / results["fast"]["seconds"] / 1e9, "peak_gflops": fp32_peak_gflops()}
+        extra["gflops_per_core"] = extra["gflops"] / min(fast.threads, usable_cores())
+        if fast.kernel is not None:
+            extra["fma_peak_gflops"] = fast.kernel.fma_peak_gflops()
     return {"paths": results, "max_abs_logit_diff_vs_reference": diff, "path": best, **results[best],
             **student_parameters(model), **extra}
 
@@ -174,6 +206,8 @@ def speed_metrics(result: dict) -> dict:
     """The figures that compare runs (speed.json, a DVC metric); device, timings and paths stay in the report."""
     s = result["student"]
     out = {"student_sentences_per_s": round(s["sentences_per_s"], 1), "student_params_m": round(s["params_m"], 3)}
+    if "gflops" in s:
+        out["student_gflops"] = round(s["gflops"], 1)
     if "teacher" in result:
         t = result["teacher"]
         out.update(teacher_sentences_per_s=round(t["sentences_per_s"], 1), teacher_params_m=round(t["params_m"], 3),

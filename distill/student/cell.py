@@ -1,18 +1,32 @@
-"""The fused LSTM cell of the fast student path, in C: per step the matmul is ~half the work; done as ~8
-separate torch elementwise ops the other half is memory traffic and op overhead (and torch's tanh is slow on
-CPU). One C loop over the gates does it in one pass. Compiled on first use with the system C compiler into the
-user cache (keyed by source, flags and CPU); without a compiler the torch-ops cell is used (same maths)."""
+"""The C parts of the fast student path, compiled on first use with the system C compiler into the user cache
+(keyed by source and flags); without a compiler the torch-ops cell is used (same maths).
+
+* `compiled_cell()`: the fused gate loop of the "c" cell. Per step torch.bmm does h W_hh^T for both directions,
+  then one C pass does the gates (as ~8 separate torch elementwise ops it would be memory traffic and op overhead,
+  and torch's tanh is slow on CPU).
+* `compiled_fused(isa)`: the "fused" path, the whole recurrence in C (matmul micro-kernel + gates per tile of rows,
+  see _FUSED_C), one build per instruction set (AVX-512 or AVX2+FMA), picked at run time from the CPU's flags.
+"""
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import mmap
 import os
+import platform
 import subprocess
+import sys
 import tempfile
+import threading
+import time
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from distill.io import get_logger
-from distill.runtime import cache_dir, cpu_fingerprint
+from distill.runtime import cache_dir, cpu_fingerprint, cpu_flags
 
 log = get_logger("cell")
 
@@ -39,6 +53,24 @@ void lstm_cell(const float *restrict g, const float *restrict table, const long 
 """
 _CELL_FLAGS = ["-O3", "-march=native", "-ffast-math", "-shared", "-fPIC"]
 _cell_lib = None
+_build_lock = threading.Lock()
+
+
+def _build(name: str, source: str, flags: list[str], key_extra: str = "") -> Path:
+    """The shared library of `source` built with `flags`, from the user cache when already built there."""
+    cc = os.environ.get("CC", "cc")
+    key = hashlib.sha256((source + " ".join(flags) + cc + key_extra).encode()).hexdigest()[:16]
+    cache = cache_dir()
+    lib = cache / f"{name}_{key}.so"
+    if not lib.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            src = Path(tmp) / f"{name}.c"
+            src.write_text(source)
+            subprocess.run([cc, *flags, "-o", str(Path(tmp) / "out.so"), str(src), "-lm"],
+                           check=True, capture_output=True, timeout=120)
+            os.replace(Path(tmp) / "out.so", lib)  # atomic: concurrent builders never see half a file
+    return lib
 
 
 def compiled_cell():
@@ -47,19 +79,7 @@ def compiled_cell():
     if _cell_lib is None:
         _cell_lib = False
         try:
-            # -march=native: key on the CPU model and flags (not its MHz)
-            key = hashlib.sha256((_CELL_C + " ".join(_CELL_FLAGS) + cpu_fingerprint()).encode()).hexdigest()[:16]
-            cache = cache_dir()
-            lib = cache / f"lstm_cell_{key}.so"
-            if not lib.exists():
-                cache.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryDirectory(dir=cache) as tmp:
-                    src = Path(tmp) / "cell.c"
-                    src.write_text(_CELL_C)
-                    cc = os.environ.get("CC", "cc")
-                    subprocess.run([cc, *_CELL_FLAGS, "-o", str(Path(tmp) / "cell.so"), str(src), "-lm"],
-                                   check=True, capture_output=True, timeout=120)
-                    os.replace(Path(tmp) / "cell.so", lib)  # atomic: concurrent builders never see half a file
+            lib = _build("lstm_cell", _CELL_C, _CELL_FLAGS, cpu_fingerprint())  # -march=native: key on the CPU
             fn = ctypes.CDLL(str(lib)).lstm_cell
             fn.restype = None
             fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_long] * 4
@@ -69,3 +89,505 @@ def compiled_cell():
     return _cell_lib or None
 
 
+_FUSED_C = r"""/* The fast student's whole BiLSTM recurrence, and its classifier, in C, exact fp32 (nothing reduced).
+
+   Sequences are independent, so the kernel walks them in tiles of MR rows and runs each tile through ALL its
+   time steps before the next: the tile's h, c and gate buffer (a few KB) live in L1 throughout, and W_hh of one
+   direction (H x 4H, ~360 KB at H = 150) stays in L2 while every tile streams it. Per step t:
+   1. G = h W_hh^T for the MR rows: a register-blocked FMA micro-kernel (MR x NV vector accumulators) over W_hh^T
+      packed once per model in column panels (K x NR each, then one narrower panel). No product at step 0
+      (h_0 = 0), nor at step 1: h_1 depends on the first token alone, so first_products computes h_1 W_hh^T once
+      per vocabulary word (same code, same bits). Meanwhile the rows the next step reads from the tables (random
+      rows of tables far larger than the caches) are prefetched into L2, spread over the panels.
+   2. One gate pass per row: z = G + table[token] (i f o g), then c, h. W_hh and the table are packed pre-scaled
+      by -1 (i f o) and -2 (g) (exact: powers of two), so z is already the exponent of
+          sigmoid(x) = 1 / (1 + e^-x),  tanh(x) = (1 - e^-2x) / (1 + e^-2x),
+      and two reciprocals per element (instead of five) come from putting
+          c' = f c + i g = (c (1 + e_i)(1 + e_g) + (1 - e_g)(1 + e_f)) / ((1 + e_f)(1 + e_i)(1 + e_g)),
+          h' = o tanh(c') = (1 - e_c) / ((1 + e_o)(1 + e_c))
+      over common denominators. Exponents are clamped to [-86, 28]: the products stay finite, and a clamped
+      sigmoid or tanh is off by < 1e-12.
+   The classifier (mlp_head) reuses the micro-kernel: fc1, ReLU and fc2 per tile of rows.
+   Compiled once per ISA: -DISA_AVX512 (16 lanes, 32 registers) or -DISA_AVX2 (8 lanes, 16 registers); the caller
+   picks one at run time from the CPU's flags. */
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(ISA_AVX512)
+#define VW 16
+#ifndef MR
+#define MR 8 /* micro-tile 8 x 48: 24 of the 32 zmm registers accumulate; 512-row batches split evenly */
+#endif
+#ifndef NV
+#define NV 3
+#endif
+typedef __m512 vec;
+#define vzero() _mm512_setzero_ps()
+#define vset1(x) _mm512_set1_ps(x)
+#define vload(p) _mm512_loadu_ps(p)
+#define vstore(p, v) _mm512_storeu_ps(p, v)
+#define vadd(a, b) _mm512_add_ps(a, b)
+#define vsub(a, b) _mm512_sub_ps(a, b)
+#define vmul(a, b) _mm512_mul_ps(a, b)
+#define vfmadd(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define vfnmadd(a, b, c) _mm512_fnmadd_ps(a, b, c)
+#define vmin(a, b) _mm512_min_ps(a, b)
+#define vmax(a, b) _mm512_max_ps(a, b)
+static inline vec vrcp(vec x) {               /* 1/x: 14-bit estimate + one Newton step, about 1 ulp */
+    vec r = _mm512_rcp14_ps(x);
+    return vfmadd(r, vfnmadd(x, r, vset1(1.0f)), r);
+}
+#define TN 16 /* exp's table: 2^(j / 16), j = 0..15 */
+static const float EXP_TABLE[16] = {1.0f, 1.0442737340927124f, 1.0905077457427979f, 1.1387885808944702f,
+                                    1.1892070770263672f, 1.2418577671051025f, 1.2968395948410034f,
+                                    1.3542555570602417f, 1.4142135381698608f, 1.4768261909484863f,
+                                    1.5422108173370361f, 1.610490322113037f, 1.6817928552627563f,
+                                    1.7562521696090698f, 1.8340080976486206f, 1.9152065515518188f};
+#define EXP_C2 0.5000162124633789f
+#define EXP_C3 0.16666074097156525f
+static inline float vhsum(vec v) { return _mm512_reduce_add_ps(v); }
+#define FN(name) name##_avx512
+#elif defined(ISA_AVX2)
+#define VW 8
+#ifndef MR
+#define MR 4 /* micro-tile 4 x 24: 12 accumulators, 3 of W, 1 broadcast = the 16 ymm registers */
+#endif
+#ifndef NV
+#define NV 3
+#endif
+typedef __m256 vec;
+#define vzero() _mm256_setzero_ps()
+#define vset1(x) _mm256_set1_ps(x)
+#define vload(p) _mm256_loadu_ps(p)
+#define vstore(p, v) _mm256_storeu_ps(p, v)
+#define vadd(a, b) _mm256_add_ps(a, b)
+#define vsub(a, b) _mm256_sub_ps(a, b)
+#define vmul(a, b) _mm256_mul_ps(a, b)
+#define vfmadd(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define vfnmadd(a, b, c) _mm256_fnmadd_ps(a, b, c)
+#define vmin(a, b) _mm256_min_ps(a, b)
+#define vmax(a, b) _mm256_max_ps(a, b)
+static inline vec vrcp(vec x) { return _mm256_div_ps(vset1(1.0f), x); } /* AVX2's estimate has only 12 bits */
+#define TN 8 /* exp's table: 2^(j / 8), j = 0..7 */
+static const float EXP_TABLE[8] = {1.0f, 1.0905077457427979f, 1.1892070770263672f, 1.2968395948410034f,
+                                   1.4142135381698608f, 1.5422108173370361f, 1.6817928552627563f,
+                                   1.8340080976486206f};
+#define EXP_C2 0.5000647902488708f
+#define EXP_C3 0.16664297878742218f
+static inline float vhsum(vec v) {
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+}
+#define FN(name) name##_avx2
+#else
+#error "define ISA_AVX512 or ISA_AVX2"
+#endif
+#define NR (NV * VW)
+#ifndef GU
+#define GU 2 /* gate chunks interleaved */
+#endif
+#define INLINE static inline __attribute__((always_inline))
+#define PF_HINT _MM_HINT_T1 /* into L2: the W panels stream through L1 meanwhile */
+#define ZMIN -86.0f /* e^z stays a normal float */
+#define ZMAX 28.0f  /* (1 + e^z)^3 stays finite */
+
+/* e^z for z clamped to [ZMIN, ZMAX], within 3 ulp for |z| <= 28 (5 below, where e^z < 1e-12 only ever gets
+   added to 1; measured against libm in the tests): with k = round(z TN / ln 2) (TN = the table's size),
+   e^z = 2^floor(k / TN) * 2^((k mod TN) / TN) * e^r,  r = z - k ln2 / TN in [-ln2 / 2TN, ln2 / 2TN]:
+   the middle factor from a TN-entry table (one register, one permute), e^r from a degree-3 minimax polynomial
+   (relative error < 3e-8), the power of 2 added to the exponent (the result stays a normal float). */
+#define EXP_MAGIC 12582912.0f /* 1.5 2^23: t = z TN / ln 2 + EXP_MAGIC holds k in its low mantissa bits */
+INLINE vec vexp(vec z) {
+    z = vmin(vmax(z, vset1(ZMIN)), vset1(ZMAX));
+    vec t = vfmadd(z, vset1(TN * 1.44269504088896341f), vset1(EXP_MAGIC)), k = vsub(t, vset1(EXP_MAGIC));
+    vec r = vfnmadd(k, vset1(0.693147180559945309f / TN), z);
+    vec p = vfmadd(vfmadd(vfmadd(vset1(EXP_C3), r, vset1(EXP_C2)), r, vset1(1.0f)), r, vset1(1.0f));
+#if defined(ISA_AVX512)
+    __m512i ki = _mm512_castps_si512(t);
+    vec m = vmul(p, _mm512_permutexvar_ps(ki, _mm512_loadu_ps(EXP_TABLE))); /* index: k's low 4 bits */
+    __m512i e = _mm512_slli_epi32(_mm512_srai_epi32(_mm512_sub_epi32(ki, _mm512_set1_epi32(0x4B400000)), 4), 23);
+    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(m), e));
+#else
+    __m256i ki = _mm256_castps_si256(t);
+    vec m = vmul(p, _mm256_permutevar8x32_ps(_mm256_loadu_ps(EXP_TABLE), ki)); /* index: k's low 3 bits */
+    __m256i e = _mm256_slli_epi32(_mm256_srai_epi32(_mm256_sub_epi32(ki, _mm256_set1_epi32(0x4B400000)), 3), 23);
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(m), e));
+#endif
+}
+
+/* g[r][0..width) = sum_k h[r][k] wp[k][.] for the tile's MR rows, width = nv VW (+ 8 with `half`, AVX-512 only:
+   a last 8-column ymm vector); wp: one packed panel, K x width. */
+INLINE void micro(int nv, int half, const float *restrict h, long hs, const float *restrict wp, long K,
+                  float *restrict g, long gs, const char *const *pf, long npf) {
+    long width = nv * VW + 8 * half;
+    vec acc[MR][NV];
+#if defined(ISA_AVX512)
+    __m256 acc8[MR];
+    for (int r = 0; r < MR; r++) acc8[r] = _mm256_setzero_ps();
+#endif
+    for (int r = 0; r < MR; r++)
+        for (int q = 0; q < nv; q++) acc[r][q] = vzero();
+    for (long k = 0; k < K; k++) {
+        if (k < npf) _mm_prefetch(pf[k], PF_HINT); /* one line per k step: spread, never a burst */
+        vec w[NV];
+        for (int q = 0; q < nv; q++) w[q] = vload(wp + k * width + q * VW);
+#if defined(ISA_AVX512)
+        __m256 w8 = half ? _mm256_loadu_ps(wp + k * width + nv * VW) : _mm256_setzero_ps();
+#endif
+        for (int r = 0; r < MR; r++) {
+            vec b = vset1(h[r * hs + k]);
+            for (int q = 0; q < nv; q++) acc[r][q] = vfmadd(b, w[q], acc[r][q]);
+#if defined(ISA_AVX512)
+            if (half) acc8[r] = _mm256_fmadd_ps(_mm512_castps512_ps256(b), w8, acc8[r]);
+#endif
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        for (int q = 0; q < nv; q++) vstore(g + r * gs + q * VW, acc[r][q]);
+#if defined(ISA_AVX512)
+        if (half) _mm256_storeu_ps(g + r * gs + nv * VW, acc8[r]);
+#endif
+    }
+}
+
+/* G = h W (all panels); along the way the lines pf[0..npf) are prefetched, a share per panel (at most K per
+   panel: any beyond are left to the hardware). */
+static void matmul_tile(const float *restrict h, long hs, const float *restrict wp, long K, long np,
+                        float *restrict g, long gs, const char *const *pf, long npf) {
+    long full = np / NR, tail = np % NR, per = full ? (npf + full - 1) / full : 0; /* np: a multiple of 8 */
+    if (per > K) per = K;
+    for (long p = 0; p < full; p++) {
+        long from = p * per < npf ? p * per : npf, cnt = from + per < npf ? per : npf - from;
+        micro(NV, 0, h, hs, wp + p * K * NR, K, g + p * NR, gs, pf + from, cnt);
+    }
+    const float *wt = wp + full * K * NR;
+    float *gt = g + full * NR;
+    switch (tail) { /* a constant shape per case: each is its own unrolled kernel */
+#if defined(ISA_AVX512)
+        case 8: micro(0, 1, h, hs, wt, K, gt, gs, pf, 0); break;
+        case 16: micro(1, 0, h, hs, wt, K, gt, gs, pf, 0); break;
+        case 24: micro(1, 1, h, hs, wt, K, gt, gs, pf, 0); break;
+#if NV > 2
+        case 32: micro(2, 0, h, hs, wt, K, gt, gs, pf, 0); break;
+        case 40: micro(2, 1, h, hs, wt, K, gt, gs, pf, 0); break;
+#endif
+#if NV > 3
+        case 48: micro(3, 0, h, hs, wt, K, gt, gs, pf, 0); break;
+        case 56: micro(3, 1, h, hs, wt, K, gt, gs, pf, 0); break;
+#endif
+#else
+        case 8: micro(1, 0, h, hs, wt, K, gt, gs, pf, 0); break;
+#if NV > 2
+        case 16: micro(2, 0, h, hs, wt, K, gt, gs, pf, 0); break;
+#endif
+#if NV > 3
+        case 24: micro(3, 0, h, hs, wt, K, gt, gs, pf, 0); break;
+#endif
+#endif
+        default: break;
+    }
+}
+
+/* One row's gate pass: z = g + x (pre-scaled exponents, order i f o g) -> c, h in place (see the top). GU chunks
+   of VW lanes at a time, their steps interleaved: each chunk is one long dependency chain (5 exps, 2 reciprocals),
+   and side by side the out-of-order core overlaps them (measured: ~9% faster gates with AVX2, even with AVX-512). */
+INLINE void gates_row(const float *restrict g, const float *restrict x, float *restrict c, float *restrict h,
+                      long H) {
+    const vec one = vset1(1.0f);
+    for (long j = 0; j < H; j += GU * VW) { /* the last chunks run into padding lanes, which nothing reads */
+        vec ei[GU], ef[GU], eo[GU], eg[GU], ig[GU], fd[GU], cn[GU], ec[GU];
+#define EACH for (int u = 0; u < GU; u++)
+        EACH ei[u] = vexp(vadd(vload(g + j + u * VW), vload(x + j + u * VW)));
+        EACH ef[u] = vexp(vadd(vload(g + H + j + u * VW), vload(x + H + j + u * VW)));
+        EACH eo[u] = vexp(vadd(vload(g + 2 * H + j + u * VW), vload(x + 2 * H + j + u * VW)));
+        EACH eg[u] = vexp(vadd(vload(g + 3 * H + j + u * VW), vload(x + 3 * H + j + u * VW)));
+        EACH ig[u] = vmul(vadd(one, ei[u]), vadd(one, eg[u]));
+        EACH fd[u] = vadd(one, ef[u]);
+        /* c' = (c (1+e_i)(1+e_g) + (1-e_g)(1+e_f)) / ((1+e_f)(1+e_i)(1+e_g)) */
+        EACH cn[u] = vmul(vfmadd(vload(c + j + u * VW), ig[u], vfnmadd(eg[u], fd[u], fd[u])), vrcp(vmul(fd[u], ig[u])));
+        EACH vstore(c + j + u * VW, cn[u]);
+        EACH ec[u] = vexp(vmul(cn[u], vset1(-2.0f)));
+        EACH vstore(h + j + u * VW, vmul(vsub(one, ec[u]), vrcp(vmul(vadd(one, eo[u]), vadd(one, ec[u])))));
+#undef EACH
+    }
+}
+
+/* Both directions of the BiLSTM over the n sequences rows[0..n), taken in that order, MR at a time (longest
+   first is best: a tile runs as many steps as its longest row). ids: flat token ids; starts, lens: per sequence
+   (lens >= 1). wp: per direction the packed, pre-scaled W_hh^T (panels of K = H rows), dir_stride floats apart;
+   np: its column count, padded to a multiple of 8. table: (2V, 4H) pre-scaled input gates, backward rows from V
+   on; g1 (or NULL): (2V, 4H), first_products' G_1 of every word, which replaces step 1's product; both readable
+   2 VW floats past their ends. out: row dest[i] (dest NULL: rows[i]) of out (., 2H) gets sequence rows[i]'s
+   [forward last h, backward last h]. Returns 0, or -1 when out of memory. */
+int FN(lstm_fused)(const float *wp, int64_t dir_stride, int64_t np, const float *table, const float *g1, int64_t V,
+                   const int64_t *ids, const int64_t *starts, const int64_t *lens, const int64_t *rows, int64_t n,
+                   int64_t H, float *out, const int64_t *dest) {
+    long hs = (H + GU * VW - 1) / (GU * VW) * (GU * VW), gs = np + hs - H; /* row strides: room for the last chunks */
+    long H4 = 4 * H, lines = ((3 * H + hs) * (long)sizeof(float) + 63) / 64 + 1; /* a table row as read */
+    size_t floats = 2 * MR * hs + (MR + 1) * gs, bytes = (sizeof(float) * floats + 63) / 64 * 64;
+    float *buf = aligned_alloc(64, bytes);
+    const char **pf = malloc(sizeof(char *) * 3 * MR * lines);
+    if (!buf || !pf) {
+        free(buf), free(pf);
+        return -1;
+    }
+    memset(buf, 0, bytes);
+    float *hb = buf, *cb = buf + MR * hs, *zero = buf + 2 * MR * hs, *gb = zero + gs; /* zero: G of step 0 */
+    for (int d = 0; d < 2; d++) {
+        const float *w = wp + d * dir_stride, *tab = table + d * V * H4, *g1d = g1 ? g1 + d * V * H4 : 0;
+#define TOKEN(q, t) ids[starts[q] + (d ? lens[q] - 1 - (t) : (t))]
+        long npf = 0;
+        /* queue the lines that step t of rows[s + r] (r < m) reads: its table row, at step 1 also its G_1 row */
+#define PREFETCH_STEP(s, m, t)                                                                                    \
+    for (long r = 0; r < (m); r++) {                                                                              \
+        long q_ = rows[(s) + r];                                                                                  \
+        if ((t) >= lens[q_]) continue;                                                                            \
+        for (long l = 0; l < lines; l++) pf[npf++] = (const char *)(tab + H4 * TOKEN(q_, t)) + 64 * l;            \
+        if ((t) == 1 && g1d)                                                                                      \
+            for (long l = 0; l < lines; l++) pf[npf++] = (const char *)(g1d + H4 * TOKEN(q_, 0)) + 64 * l;        \
+    }
+        for (long s = 0; s < n; s += MR) {
+            long m = n - s < MR ? n - s : MR, T = 0;
+            for (long r = 0; r < m; r++)
+                if (lens[rows[s + r]] > T) T = lens[rows[s + r]];
+            memset(buf, 0, sizeof(float) * 2 * MR * hs); /* h, c; a short last tile's spare rows stay 0 */
+            for (long t = 0; t < T; t++) {
+                /* prefetch (into L2) what the next step reads; after the last step, the next tile's steps 0 and
+                   1 (neither has a product to hide them behind) */
+                npf = 0;
+                if (t + 1 < T) {
+                    if (t > 0 || s == 0) PREFETCH_STEP(s, m, t + 1) /* else the previous tile did */
+                } else if (s + MR < n) {
+                    long m2 = n - s - MR < MR ? n - s - MR : MR;
+                    PREFETCH_STEP(s + MR, m2, 0)
+                    PREFETCH_STEP(s + MR, m2, 1)
+                }
+                int product = t > 1 || (t == 1 && !g1d); /* h_0 = 0: step 0 has none; step 1's is in g1 */
+                if (product)
+                    matmul_tile(hb, hs, w, H, np, gb, gs, pf, npf);
+                else
+                    for (long i = 0; i < npf; i++) _mm_prefetch(pf[i], PF_HINT);
+                for (long r = 0; r < m; r++) {
+                    long q = rows[s + r];
+                    if (t >= lens[q]) continue; /* finished: its last h is already in out */
+                    const float *g = product ? gb + r * gs : t ? g1d + H4 * TOKEN(q, 0) : zero;
+                    gates_row(g, tab + H4 * TOKEN(q, t), cb + r * hs, hb + r * hs, H);
+                    if (t == lens[q] - 1)
+                        memcpy(out + (dest ? dest[s + r] : q) * 2 * H + d * H, hb + r * hs, sizeof(float) * H);
+                }
+            }
+        }
+#undef TOKEN
+#undef PREFETCH_STEP
+    }
+    free(buf), free(pf);
+    return 0;
+}
+
+/* Step 1's product G_1 = h_1 W_hh^T of every word w and direction, into g1 (2V, 4H): a sequence's h_1 depends on
+   its first token alone (h_0 = c_0 = 0), so this is done once per model instead of once per sequence. Computed
+   by the same gate pass and micro-kernel as in lstm_fused, so bit for bit what lstm_fused would compute. */
+int FN(first_products)(const float *wp, int64_t dir_stride, int64_t np, const float *table, int64_t V, int64_t H,
+                       float *g1) {
+    long hs = (H + GU * VW - 1) / (GU * VW) * (GU * VW), gs = np + hs - H, H4 = 4 * H;
+    size_t floats = 2 * MR * hs + (MR + 1) * gs, bytes = (sizeof(float) * floats + 63) / 64 * 64;
+    float *buf = aligned_alloc(64, bytes);
+    if (!buf) return -1;
+    memset(buf, 0, bytes);
+    float *hb = buf, *cb = buf + MR * hs, *zero = buf + 2 * MR * hs, *gb = zero + gs;
+    for (long d = 0; d < 2; d++)
+        for (long s = 0; s < V; s += MR) {
+            long m = V - s < MR ? V - s : MR;
+            memset(buf, 0, sizeof(float) * 2 * MR * hs);
+            for (long r = 0; r < m; r++) gates_row(zero, table + (d * V + s + r) * H4, cb + r * hs, hb + r * hs, H);
+            matmul_tile(hb, hs, wp + d * dir_stride, H, np, gb, gs, 0, 0);
+            for (long r = 0; r < m; r++) memcpy(g1 + (d * V + s + r) * H4, gb + r * gs, sizeof(float) * H4);
+        }
+    free(buf);
+    return 0;
+}
+
+/* The classifier, fc2(relu(fc1(x))), over n rows x (n, K) -> out (n, L), MR rows at a time with the hidden
+   layer in L1: w1p: fc1's W^T (K x n1) packed like W_hh (n1p = n1 padded to 8 columns), b1: n1p floats
+   (zero-padded); w2: (L, n1p) zero-padded rows, b2: L. Returns 0, or -1 when out of memory. */
+int FN(mlp_head)(const float *x, int64_t n, int64_t K, const float *w1p, int64_t n1p, const float *b1,
+                 const float *w2, const float *b2, int64_t L, float *out) {
+    long gs = (n1p + VW - 1) / VW * VW;
+    float *buf = aligned_alloc(64, (sizeof(float) * MR * (gs + K) + 63) / 64 * 64);
+    if (!buf) return -1;
+    float *g = buf, *pad = buf + MR * gs;
+    memset(buf, 0, sizeof(float) * MR * gs);
+    for (long s = 0; s < n; s += MR) {
+        long m = n - s < MR ? n - s : MR;
+        const float *xt = x + s * K;
+        if (m < MR) { /* a short last tile: its rows, then zeros */
+            memset(pad, 0, sizeof(float) * MR * K);
+            memcpy(pad, xt, sizeof(float) * m * K);
+            xt = pad;
+        }
+        matmul_tile(xt, K, w1p, K, n1p, g, gs, 0, 0);
+        for (long r = 0; r < m; r++) {
+            float *gr = g + r * gs;
+            long j = 0;
+            for (; j + VW <= n1p; j += VW) vstore(gr + j, vmax(vadd(vload(gr + j), vload(b1 + j)), vzero()));
+            for (; j < n1p; j++) gr[j] = gr[j] + b1[j] > 0.0f ? gr[j] + b1[j] : 0.0f;
+            for (long l = 0; l < L; l++) {
+                vec acc = vzero();
+                for (j = 0; j + VW <= n1p; j += VW) acc = vfmadd(vload(gr + j), vload(w2 + l * n1p + j), acc);
+                float sum = vhsum(acc);
+                for (; j < n1p; j++) sum += gr[j] * w2[l * n1p + j];
+                out[(s + r) * L + l] = sum + b2[l];
+            }
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+/* The core's FMA peak for this build, timed by the caller: 12 independent FMA chains of iters steps each (2 VW 12
+   iters flop), nothing else; the result depends on every chain, so none is optimised away. */
+float FN(fma_loop)(int64_t iters, float x, float y) {
+    vec a[12], vx = vset1(x), vy = vset1(y);
+    for (int q = 0; q < 12; q++) a[q] = vset1((float)q);
+    for (int64_t i = 0; i < iters; i++)
+        for (int q = 0; q < 12; q++) a[q] = vfmadd(a[q], vx, vy);
+    vec sum = a[0];
+    for (int q = 1; q < 12; q++) sum = vadd(sum, a[q]);
+    return vhsum(sum);
+}
+
+/* The layout this build packs W_hh in: lanes per vector, panel width, rows per tile, column multiple. */
+void FN(fused_layout)(int64_t *out) { out[0] = VW, out[1] = NR, out[2] = MR, out[3] = 8; }
+
+/* e^z elementwise (for tests of the vector exp against libm). */
+void FN(vexp_array)(const float *z, float *out, int64_t n) {
+    long i = 0;
+    for (; i + VW <= n; i += VW) vstore(out + i, vexp(vload(z + i)));
+    for (; i < n; i++) {
+        float a[VW] = {0}, b[VW];
+        a[0] = z[i];
+        vstore(b, vexp(vload(a)));
+        out[i] = b[0];
+    }
+}
+"""
+# Builds per instruction set: (compiler flags, CPU flags it needs). No -march=native: the AVX2 build must not pick
+# up AVX-512 on a CPU that has it (it is tested there, and then runs on AVX2-only machines as built).
+FUSED_ISAS = {"avx512": (["-mavx512f", "-mfma", "-DISA_AVX512"], {"avx512f", "fma"}),
+              "avx2": (["-mavx2", "-mfma", "-DISA_AVX2"], {"avx2", "fma"})}
+_FUSED_FLAGS = ["-O3", "-shared", "-fPIC"]
+_fused_libs: dict[str, "FusedKernel | None"] = {}
+
+
+@dataclass(frozen=True)
+class FusedKernel:
+    """One ISA's build of _FUSED_C: `run` the recurrence (with `first`'s products of step 1), `head` the
+    classifier, `pack` weights for them; `vexp` (tests) and `fma_peak_gflops` (benchmarks)."""
+    isa: str
+    run: ctypes._CFuncPtr
+    first: ctypes._CFuncPtr
+    head: ctypes._CFuncPtr
+    vexp_fn: ctypes._CFuncPtr
+    fma_fn: ctypes._CFuncPtr
+    lanes: int  # floats per vector
+    panel: int  # packed W_hh panel width
+    tile: int  # rows per tile
+    columns_multiple: int  # W_hh^T's columns are zero-padded to a multiple of this
+
+    def padded_columns(self, n: int) -> int:
+        return -(-n // self.columns_multiple) * self.columns_multiple
+
+    def pack(self, w: torch.Tensor) -> torch.Tensor:
+        """(K, N) -> the column panels the micro-kernel reads: K x panel each, then one narrower tail panel,
+        N zero-padded to `columns_multiple`. Flat, contiguous."""
+        k, n = w.shape
+        cols = self.padded_columns(n)
+        padded = torch.zeros(k, cols)
+        padded[:, :n] = w
+        starts = list(range(0, cols, self.panel))
+        return torch.cat([padded[:, s:s + self.panel].contiguous().flatten() for s in starts])
+
+    def fma_peak_gflops(self, iters: int = 20_000_000, repeats: int = 3) -> float:
+        """The calling core's fp32 FMA throughput in this build's vectors (best of `repeats`; thread CPU time,
+        so time slices lost to other processes on a shared core do not count)."""
+        best = 0.0
+        for _ in range(repeats):
+            start = time.thread_time()
+            self.fma_fn(iters, 0.999999, 1e-7)
+            best = max(best, 2 * self.lanes * 12 * iters / (time.thread_time() - start) / 1e9)
+        return best
+
+    def vexp(self, z: torch.Tensor) -> torch.Tensor:
+        z = z.float().contiguous()
+        out = torch.empty_like(z)
+        self.vexp_fn(z.data_ptr(), out.data_ptr(), z.numel())
+        return out
+
+
+def fused_isas() -> list[str]:
+    """The instruction sets of the fused kernel this CPU runs (from its flags, i.e. what the OS enabled), best
+    first; empty on other architectures."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return []
+    flags = cpu_flags()
+    return [isa for isa, (_, need) in FUSED_ISAS.items() if need <= flags]
+
+
+def compiled_fused(isa: str = "auto") -> FusedKernel | None:
+    """The fused recurrence built for `isa` ("avx512", "avx2" or "auto" = the best this CPU runs), or None when
+    this CPU lacks it or no compiler builds it here (cached per ISA and source)."""
+    if isa == "auto":
+        for name in fused_isas():
+            kernel = compiled_fused(name)
+            if kernel is not None:
+                return kernel
+        return None
+    if isa not in FUSED_ISAS:
+        raise ValueError(f"isa must be auto, {' or '.join(FUSED_ISAS)}, not {isa!r}")
+    with _build_lock:
+        if isa not in _fused_libs:
+            _fused_libs[isa] = None
+            if isa in fused_isas():
+                try:
+                    lib = ctypes.CDLL(str(_build(f"lstm_fused_{isa}", _FUSED_C, _FUSED_FLAGS + FUSED_ISAS[isa][0])))
+                    run, first, head, vexp, fma, layout = (
+                        getattr(lib, f"{f}_{isa}")
+                        for f in ("lstm_fused", "first_products", "mlp_head", "vexp_array", "fma_loop", "fused_layout"))
+                    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+                    run.restype = ctypes.c_int
+                    run.argtypes = [ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ptr, ptr, i64, i64, ptr, ptr]
+                    first.restype, first.argtypes = ctypes.c_int, [ptr, i64, i64, ptr, i64, i64, ptr]
+                    head.restype = ctypes.c_int
+                    head.argtypes = [ptr, i64, i64, ptr, i64, ptr, ptr, ptr, i64, ptr]
+                    vexp.restype, vexp.argtypes = None, [ptr, ptr, i64]
+                    fma.restype, fma.argtypes = ctypes.c_float, [i64, ctypes.c_float, ctypes.c_float]
+                    dims = (i64 * 4)()
+                    layout.restype, layout.argtypes = None, [ptr]
+                    layout(dims)
+                    _fused_libs[isa] = FusedKernel(isa, run, first, head, vexp, fma, *dims)
+                except (OSError, subprocess.SubprocessError) as err:
+                    log.warning("the fused LSTM kernel (%s) could not be built here (%s)", isa, err)
+    return _fused_libs[isa]
+
+
+def hugepage_floats(n: int) -> torch.Tensor:
+    """A zeroed float32 tensor of n elements in 2 MB-aligned memory advised to use transparent huge pages
+    (Linux): the fused kernel reads random rows of a table of tens of MB, and with 4 KB pages nearly every row
+    costs a TLB miss (measured: ~4% of the fused path's time on SST-2). Elsewhere, or on failure, torch.zeros."""
+    nbytes = 4 * n
+    if sys.platform.startswith("linux") and nbytes >= 1 << 21:
+        try:
+            libc = ctypes.CDLL(None)
+            ptr = ctypes.c_void_p()
+            if libc.posix_memalign(ctypes.byref(ptr), ctypes.c_size_t(1 << 21), ctypes.c_size_t(nbytes)) == 0:
+                libc.madvise(ptr, ctypes.c_size_t(nbytes), getattr(mmap, "MADV_HUGEPAGE", 14))  # advice only
+                ctypes.memset(ptr, 0, nbytes)
+                buf = (ctypes.c_float * n).from_address(ptr.value)
+                weakref.finalize(buf, libc.free, ptr)
+                return torch.frombuffer(buf, dtype=torch.float32, count=n)  # keeps buf (and the memory) alive
+        except (OSError, AttributeError, ValueError):
+            pass
+    return torch.zeros(n)

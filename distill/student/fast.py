@@ -10,15 +10,22 @@ Four things make it fast, each exact (not an approximation):
    packed sequences): at step t only the k_t sequences longer than t are updated. The backward direction gets
    each sequence's tokens reversed ahead of time, so it is the same left-aligned recurrence, and both
    directions run in one batched matmul (baddbmm) per step.
-4. Every core busy: with the C cell, whole batches go to a pool of threads (one per core, torch single-threaded
+4. Every core busy: with a C cell, whole batches go to a pool of threads (one per core, torch single-threaded
    inside), since both the bmm and the ctypes call release the GIL. One batch per core beats splitting each
    step's small matmul across cores, and the fused cell would otherwise run on one core only.
+
+Cells (`cell=`), all the same maths: "fused" (distill.student.cell's _FUSED_C: the whole recurrence in C, the
+matmul micro-kernel and the gates fused per tile of rows, AVX-512 or AVX2 chosen from the CPU's flags; the
+classifier in C too, batch by batch for single sentences; a second per-word table, as large as the folded one,
+holds every word's step-1 product), "c" (per step one torch.bmm for both directions, then the C gate loop),
+"torch" (torch ops only); "auto" takes the first of these that builds here (measured in that order of speed:
+benchmarks/profile_student.py).
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +34,7 @@ import torch
 from torch.profiler import record_function
 from tqdm.auto import tqdm
 
-from distill.student.cell import compiled_cell
+from distill.student.cell import FusedKernel, compiled_cell, compiled_fused, hugepage_floats
 from distill.student.model import StudentClassifier
 from distill.student.vocab import Vocab
 
@@ -75,19 +82,37 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+CELLS = ("auto", "fused", "c", "torch")
+# The fused kernel's exponents: z = -x for the sigmoid gates (i f o), -2x for tanh's (g); see _FUSED_C.
+_FUSED_SCALE = (-1.0, -1.0, -1.0, -2.0)
+_STEP1_TABLE_BYTES = 1 << 30  # the fused path's per-word table of step-1 products, when at most this large
+
+
+def recurrent_flop(tokens: int, hidden: int) -> int:
+    """The recurrence's matmul work: every token, both directions, h (1 x H) times W_hh^T (H x 4H)."""
+    return 2 * tokens * 2 * hidden * 4 * hidden
+
+
 class FastStudent:
     """Inference-only student: `logits(first, second=None)` -> np.ndarray (N, num_labels), input order."""
 
-    def __init__(self, model: StudentClassifier, vocab: Vocab, cell: str = "auto", threads: int | None = None):
-        """cell: "auto" (C if it compiles, else torch), "c" or "torch" — both compute the same LSTM cell.
-        threads: batches run in parallel with the C cell (default: torch's thread count, i.e. the cores)."""
-        if cell not in ("auto", "c", "torch"):
-            raise ValueError(f"cell must be auto, c or torch, not {cell!r}")
+    def __init__(self, model: StudentClassifier, vocab: Vocab, cell: str = "auto", threads: int | None = None,
+                 isa: str = "auto"):
+        """cell: "auto" (the first of fused, c, torch that builds here), "fused", "c" or "torch" — all compute
+        the same LSTM cell (see the module doc). isa: the fused kernel's instruction set, "auto" (the best the
+        CPU has), "avx512" or "avx2". threads: batches run in parallel with a C cell (default: torch's thread
+        count, i.e. the cores)."""
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
         self.threads = max(1, threads or torch.get_num_threads())
-        self.cell_fn = compiled_cell() if cell in ("auto", "c") else None
+        self.kernel: FusedKernel | None = compiled_fused(isa) if cell in ("auto", "fused") else None
+        if cell == "fused" and self.kernel is None:
+            raise RuntimeError(f"the fused LSTM kernel ({isa}) cannot run or be built here")
+        self.cell_fn = compiled_cell() if cell == "c" or (cell == "auto" and self.kernel is None) else None
         if cell == "c" and self.cell_fn is None:
             raise RuntimeError("the C LSTM cell could not be compiled here")
-        self.cell = "c" if self.cell_fn is not None else "torch"
+        self.cell = "fused" if self.kernel else "c" if self.cell_fn else "torch"
+        self.isa = self.kernel.isa if self.kernel else None
         cfg = model.cfg
         self.pair, self.hidden, self.num_labels = cfg.pair, cfg.hidden, cfg.num_labels
         self.tokenizer = FastTokenizer(vocab)
@@ -104,6 +129,38 @@ class FastStudent:
             fc1, fc2 = model.classifier_layers()
             self.fc1_w, self.fc1_b = fc1.weight.detach().t().contiguous(), fc1.bias.detach().clone()
             self.fc2_w, self.fc2_b = fc2.weight.detach().t().contiguous(), fc2.bias.detach().clone()
+            if self.kernel is not None:
+                self._pack_fused()
+
+    def _pack_fused(self) -> None:
+        """The fused kernel's operands, once per model: W_hh^T of each direction packed in its panels and the
+        folded table (with a vector's slack at the end, in huge pages), both pre-scaled (exactly: powers of 2)."""
+        H = self.hidden
+        scale = torch.tensor(_FUSED_SCALE).repeat_interleave(H)  # (4H,), gate order i f o g
+        packed = [self.kernel.pack(self.w_hh[d] * scale) for d in range(2)]
+        self.fused_w = torch.cat(packed)
+        self.fused_dir_stride, self.fused_columns = packed[0].numel(), self.kernel.padded_columns(4 * H)
+        n = self.gates_table.numel()
+        table = hugepage_floats(n + 64)
+        table[:n].view_as(self.gates_table).copy_(self.gates_table).mul_(scale)
+        self.gates_table = table  # the fused path's only copy (flat)
+        # step 1's product of every word (first_products in _FUSED_C): ~1/9 of the recurrence's matmul work on
+        # SST-2, for a second table as large as the folded one (skipped past _STEP1_TABLE_BYTES; same results)
+        self.fused_g1 = None
+        if 4 * n <= _STEP1_TABLE_BYTES:
+            self.fused_g1 = hugepage_floats(n + 64)
+            if self.kernel.first(self.fused_w.data_ptr(), self.fused_dir_stride, self.fused_columns,
+                                 table.data_ptr(), self.vocab_size, H, self.fused_g1.data_ptr()) != 0:
+                raise MemoryError("the fused LSTM kernel could not allocate its work buffers")
+        # the classifier's weights for the C head: fc1 packed like W_hh, fc2 and the biases zero-padded
+        fc = self.fc1_w.shape[1]
+        self.head_columns = self.kernel.padded_columns(fc)
+        self.head_w1 = self.kernel.pack(self.fc1_w)
+        self.head_b1 = torch.zeros(self.head_columns)
+        self.head_b1[:fc] = self.fc1_b
+        self.head_w2 = torch.zeros(self.num_labels, self.head_columns)
+        self.head_w2[:, :fc] = self.fc2_w.t()
+        self.head_b2 = self.fc2_b.contiguous()
 
     # ---- encoder -------------------------------------------------------------------------------------------
     def _padded(self, ids: np.ndarray, lengths: np.ndarray):
@@ -114,20 +171,34 @@ class FastStudent:
             lengths = np.maximum(lengths, 1)
         return ids, lengths
 
-    def encode_ids(self, ids: np.ndarray, lengths: np.ndarray, batch_size: int = 512,
-                   progress: bool = False) -> torch.Tensor:
-        """Flat ids + lengths -> (N, 2H) = [forward last state, backward last state], in input order."""
+    def encode_ids(self, ids: np.ndarray, lengths: np.ndarray, batch_size: int = 512, progress: bool = False,
+                   head: Callable[[torch.Tensor], torch.Tensor] | None = None, head_dim: int = 0) -> torch.Tensor:
+        """Flat ids + lengths -> (N, 2H) = [forward last state, backward last state], in input order; with
+        `head` (a map of features (B, 2H) -> (B, head_dim), e.g. the classifier) -> (N, head_dim), the head
+        applied batch by batch while the batch's features are still in cache."""
         ids, lengths = self._padded(np.asarray(ids, np.int64), np.asarray(lengths, np.int64))
+        ids, lengths = np.ascontiguousarray(ids), np.ascontiguousarray(lengths)
         n, H, V = len(lengths), self.hidden, self.vocab_size
-        out = torch.empty(n, 2 * H)
+        out = torch.empty(n, head_dim if head is not None else 2 * H)
         if n == 0:
             return out
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        if lengths.sum() != len(ids) or (len(ids) and (ids.min() < 0 or ids.max() >= V)):
+            raise ValueError("ids and lengths do not match, or an id is outside the vocabulary")
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         order = np.argsort(-lengths, kind="stable")  # longest first: active rows are always a prefix
         plan = [order[s:s + batch_size] for s in range(0, n, batch_size)]
 
         @torch.inference_mode()  # thread-local: pool threads need it too
         def run(rows: np.ndarray) -> None:
+            if self.kernel is not None:
+                with record_function("recurrence"):
+                    if head is None:
+                        self._recur_fused(ids, starts, lengths, rows, out)
+                        return
+                    features = torch.empty(len(rows), 2 * H)
+                    self._recur_fused(ids, starts, lengths, rows, features, np.arange(len(rows), dtype=np.int64))
+                out[torch.from_numpy(rows)] = head(features)
+                return
             lens, st = lengths[rows], starts[rows]
             T = int(lens[0])
             with record_function("gather_gates"):
@@ -141,10 +212,11 @@ class FastStudent:
             with record_function("recurrence"):
                 h = self._recur_c(idx, active) if self.cell_fn is not None else \
                     self._recur(self.gates_table[idx], active)
-            out[torch.from_numpy(rows)] = torch.cat([h[0], h[1]], dim=1)  # batches own disjoint rows
+            features = torch.cat([h[0], h[1]], dim=1)
+            out[torch.from_numpy(rows)] = features if head is None else head(features)  # batches: disjoint rows
 
         bar = tqdm(total=len(plan), desc="student", unit="batch", disable=not progress)
-        workers = min(self.threads, len(plan)) if self.cell_fn is not None else 1
+        workers = min(self.threads, len(plan)) if self.cell != "torch" else 1
         if workers == 1:
             for rows in plan:
                 run(rows)
@@ -155,6 +227,19 @@ class FastStudent:
                     bar.update()
         bar.close()
         return out
+
+    def _recur_fused(self, ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, rows: np.ndarray,
+                     out: torch.Tensor, dest: np.ndarray | None = None) -> None:
+        """Fused kernel: the whole recurrence of these rows (both directions) in one C call, their last states
+        written straight into their rows of out (N, 2H)."""
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        g1 = None if self.fused_g1 is None else self.fused_g1.data_ptr()
+        status = self.kernel.run(self.fused_w.data_ptr(), self.fused_dir_stride, self.fused_columns,
+                                 self.gates_table.data_ptr(), g1, self.vocab_size, ids.ctypes.data, starts.ctypes.data,
+                                 lengths.ctypes.data, rows.ctypes.data, len(rows), self.hidden, out.data_ptr(),
+                                 None if dest is None else dest.ctypes.data)
+        if status != 0:
+            raise MemoryError("the fused LSTM kernel could not allocate its work buffers")
 
     def _recur_c(self, idx: torch.Tensor, active: list[int]) -> torch.Tensor:
         """C cell: per step one bmm (both directions) into a reused buffer, then one fused pass that adds the
@@ -183,22 +268,40 @@ class FastStudent:
             torch.mul(sig[..., 2 * H:], ck.tanh(), out=h[:, :k])
         return h
 
-    def encode(self, texts: Sequence[str], batch_size: int = 512, progress: bool = False) -> torch.Tensor:
+    def encode(self, texts: Sequence[str], batch_size: int = 512, progress: bool = False,
+               head: Callable[[torch.Tensor], torch.Tensor] | None = None, head_dim: int = 0) -> torch.Tensor:
         with record_function("tokenize"):
             ids, lengths = self.tokenizer.encode_batch(texts)
-        return self.encode_ids(ids, lengths, batch_size, progress)
+        if head is None:  # (OnnxStudent's encode_ids takes no head)
+            return self.encode_ids(ids, lengths, batch_size, progress)
+        return self.encode_ids(ids, lengths, batch_size, progress, head, head_dim)
 
     # ---- classifier ----------------------------------------------------------------------------------------
     def classify(self, features: torch.Tensor) -> torch.Tensor:
+        if self.kernel is not None:
+            return self._classify_fused(features)
         with torch.inference_mode(), record_function("classifier"):
             hidden = torch.addmm(self.fc1_b, features, self.fc1_w).relu_()
             return torch.addmm(self.fc2_b, hidden, self.fc2_w)
+
+    def _classify_fused(self, features: torch.Tensor) -> torch.Tensor:
+        """The classifier in C (fc1, ReLU and fc2 per tile of rows, the hidden layer in L1)."""
+        with record_function("classifier"):
+            x = features.detach().float().contiguous()
+            out = torch.empty(x.shape[0], self.num_labels)
+            if self.kernel.head(x.data_ptr(), x.shape[0], x.shape[1], self.head_w1.data_ptr(), self.head_columns,
+                                self.head_b1.data_ptr(), self.head_w2.data_ptr(), self.head_b2.data_ptr(),
+                                self.num_labels, out.data_ptr()) != 0:
+                raise MemoryError("the fused classifier could not allocate its work buffer")
+            return out
 
     def logits(self, first: Sequence[str], second: Sequence[str] | None = None, batch_size: int = 512,
                progress: bool = False) -> np.ndarray:
         if self.pair != (second is not None):
             raise ValueError("pair model needs `second`; single-sentence model takes none")
         if second is None:
+            if self.kernel is not None:  # the classifier batch by batch, on features still in cache
+                return self.encode(first, batch_size, progress, self.classify, self.num_labels).numpy()
             return self.classify(self.encode(first, batch_size, progress)).numpy()
         n = len(first)
         if len(second) != n:
