@@ -1,32 +1,24 @@
 """The fused C recurrence (cell="fused", AVX-512 and AVX2 builds) and the other fast paths against nn.LSTM, exactly."""
-import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from helpers import random_texts
-from distill.report.benchmark import run_benchmark, speed_metrics, teacher_parameters
+from helpers import make_student, random_texts
+from distill.report.benchmark import run_benchmark, speed_metrics
 from distill.report.benchmark import reference_logits
 from distill.student.cell import FUSED_ISAS, compiled_cell, compiled_fused, fused_isas
-from distill.student.fast import FastStudent, FastTokenizer, recurrent_flop
+from distill.student.fast import FastStudent, recurrent_flop
 from distill.student.onnx import OnnxStudent
-from distill.student.model import StudentClassifier, StudentConfig, count_parameters, save_student
+from distill.student.model import count_parameters
 from distill.student.vocab import Vocab
 
 torch.set_num_threads(1)
 
 
 def random_model(seed, vocab, pair=False, multichannel=True, hidden=7, num_labels=3):
-    torch.manual_seed(seed)
-    cfg = StudentConfig(embeddings="random", vocab_size=len(vocab), embedding_dim=5, hidden=hidden, fc=11, num_labels=num_labels,
-                        pair=pair, multichannel=multichannel)
-    model = StudentClassifier(cfg)
-    with torch.no_grad():  # make the frozen copy differ from the trainable one, as after training
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    return model.eval()
+    return make_student(len(vocab), pair=pair, multichannel=multichannel, embedding_dim=5, hidden=hidden, fc=11,
+                        num_labels=num_labels, seed=seed, jitter=0.3)
 
 
 @pytest.fixture(scope="module")
