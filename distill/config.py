@@ -102,6 +102,7 @@ class Params:
     """Base of the stage configs: `section` is the params.yaml group a field's key defaults to. Every subclass
     registers itself, so unknown keys in a section can be told from keys that another stage reads."""
     section = ""
+    also_reads = ()  # keys read besides the fields ("{task}" = the task), tracked by dvc.yaml all the same
     registry: list[type] = []
 
     def __init_subclass__(cls, **kwargs):
@@ -120,7 +121,8 @@ class Params:
     @classmethod
     def tracked_keys(cls, task: str = "${item}") -> list[str]:
         """The dotted params.yaml keys this stage reads, per-task ones down to the task's entry (for dvc.yaml)."""
-        return [cls.key(f.name) + (f".{task}" if f.metadata["per_task"] else "") for f in dataclasses.fields(cls)]
+        return [cls.key(f.name) + (f".{task}" if f.metadata["per_task"] else "") for f in dataclasses.fields(cls)] + [
+            key.format(task=task) for key in cls.also_reads]
 
     def check(self) -> None:
         """Rules that tie several fields together."""

@@ -1,6 +1,6 @@
 """Where each stage's files live and what their columns are called: one home for every path and column name.
 
-data/<task>/    train|dev|test.parquet, download.json, postag.parquet, tag_unigrams.parquet, transfer.parquet,
+data/<task>/    train|dev|test.parquet, task.json, download.json, postag.parquet, tag_unigrams.parquet, transfer.parquet,
                 teacher_vectors.parquet, teacher_logits.parquet
 models/<task>/  teacher/, student/, baseline/
 metrics/<task>/ <model>.json (scores), speed.json; plots/ (curves, confusion); reports/ (run details, not metrics)
@@ -71,6 +71,11 @@ class TaskPaths:
     @property
     def train(self) -> Path:
         return self.split("train")
+
+    @property
+    def task_file(self) -> Path:
+        """The task's shape (distill/tasks.py), written by the download stage and read by every later one."""
+        return self.data / "task.json"
 
     @property
     def download_report(self) -> Path:

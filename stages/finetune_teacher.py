@@ -19,7 +19,7 @@ from distill.teacher.params import TeacherParams as P  # noqa: E402
 from distill.data.splits import load_split  # noqa: E402
 from distill.io import get_logger, publish, run_cli, write_csv, write_json  # noqa: E402
 from distill.layout import TaskPaths  # noqa: E402
-from distill.tasks import get_task  # noqa: E402
+from distill.tasks import TASK_FILE, load_task, write_task  # noqa: E402
 from distill.teacher.finetune import finetune_teacher  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -28,7 +28,7 @@ log = get_logger("finetune_teacher")
 
 @app.command()
 def main(
-    task: str = typer.Option(..., help="Task: rotten_tomatoes, sst2, qqp or mnli."),
+    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
     model: Optional[str] = typer.Option(None, help=P.help("model")),
     learning_rates: Optional[str] = typer.Option(None, help=P.help("learning_rates")),
     epochs: Optional[float] = typer.Option(None, help=P.help("epochs")),
@@ -44,12 +44,12 @@ def main(
     metrics_dir: Path = typer.Option(Path("metrics"), help="Root of the per-task metrics folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
-    t = get_task(task)
     cfg = config.load(P, task, params_file, model=model, learning_rates=learning_rates, epochs=epochs,
                       batch_size=batch_size, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                       max_length=max_length, max_train_examples=max_train_examples,
                       evals_per_epoch=evals_per_epoch, seed=seed)
     paths = TaskPaths(task, data_dir, models_dir, metrics_dir)
+    t = load_task(paths)
     train = load_split(paths, t, "train")
     dev = load_split(paths, t, t.dev_split)
     log.info("read %s (%d rows) and %s split %s (%d rows)", paths.train, len(train), paths.split(t.dev_split),
@@ -62,6 +62,7 @@ def main(
     with publish(*outs) as (model_tmp, report_tmp, curve_tmp, loss_tmp):
         model_obj.save_pretrained(model_tmp)
         tokenizer.save_pretrained(model_tmp)
+        write_task(t, model_tmp / TASK_FILE)  # label names and text handling travel with the model (predict)
         write_json(report, report_tmp)
         write_csv(dev_curve, curve_tmp)
         write_csv(loss_curve, loss_tmp)

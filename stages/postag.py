@@ -15,7 +15,7 @@ from distill.data.postag import prepare_tagger, tag_frame  # noqa: E402
 from distill.data.splits import load_split  # noqa: E402
 from distill.io import get_logger, publish, run_cli, write_parquet  # noqa: E402
 from distill.layout import TaskPaths  # noqa: E402
-from distill.tasks import get_task  # noqa: E402
+from distill.tasks import load_task  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("postag")
@@ -23,7 +23,7 @@ log = get_logger("postag")
 
 @app.command()
 def main(
-    task: str = typer.Option(..., help="Task: rotten_tomatoes, sst2, qqp or mnli."),
+    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
     tagger: Optional[str] = typer.Option(None, help=P.help("tagger")),
     nltk_dir: Optional[Path] = typer.Option(
         None, help="Where downloaded/converted tagger models are kept. Default: $BILSTM_DISTILL_CACHE or "
@@ -31,9 +31,9 @@ def main(
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
-    spec = get_task(task)
     cfg = config.load(P, task, params_file, tagger=tagger)
     paths = TaskPaths(task, data_root=data_dir)
+    spec = load_task(paths)
     train = load_split(paths, spec, "train")
     log.info("read %s (%d rows)", paths.train, len(train))
     model, used = prepare_tagger(cfg.tagger, nltk_dir)

@@ -1,8 +1,9 @@
 """Classify sentences with a trained student/baseline (or teacher) directory; not a DVC stage.
 
 Input: one example per line from stdin or --input (pairs: two tab-separated fields), read as UTF-8 with bad
-bytes replaced (and counted on stderr). Output, one line per input line, in order: label<TAB>p0<TAB>p1...
-(softmax probabilities); a blank input line gets a blank output line. Text is normalised like the training data.
+bytes replaced (and counted on stderr). Output: a header `label<TAB>p_<class 0><TAB>p_<class 1>...` naming the
+classes (from the model's task.json), then one line per input line, in order: the label name and the softmax
+probabilities; a blank input line gets a blank output line. Text is normalised as the task's training data was.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from distill import config  # noqa: E402
 from distill.config import RuntimeParams  # noqa: E402
 from distill.report.params import EvaluateParams  # noqa: E402
 from distill.io import UserError, get_logger, run_cli  # noqa: E402
-from distill.report.evaluate import model_kind, read_rows, student_predictor, teacher_predictor  # noqa: E402
+from distill.report.evaluate import (model_kind, model_task, read_rows, student_predictor,  # noqa: E402
+                                     teacher_predictor)
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("predict")
@@ -52,15 +54,19 @@ def main(
         raise UserError(f"{input}: file not found")
     lines = read_lines(input.read_bytes() if input is not None else sys.stdin.buffer.read(),
                        str(input) if input is not None else "stdin")
+    names, lowercase, tokenize = model_task(model, info["num_labels"])
     filled = [i for i, line in enumerate(lines) if line.strip()]
     answers = [""] * len(lines)
     if filled:
-        columns = read_rows([lines[i] for i in filled], (2 if info["pair"] else 1) if "pair" in info else None)
+        columns = read_rows([lines[i] for i in filled], (2 if info["pair"] else 1) if "pair" in info else None,
+                            lowercase, tokenize)
         logits = predict(columns).astype(np.float64)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         for i, label, p in zip(filled, probs.argmax(axis=1), probs):
-            answers[i] = "\t".join([str(int(label)), *(f"{x:.4f}" for x in p)])
+            answers[i] = "\t".join([names[int(label)], *(f"{x:.4f}" for x in p)])
+    # a header naming each probability's class, then one answer per input line (blank in, blank out)
+    sys.stdout.write("\t".join(["label", *(f"p_{name}" for name in names)]) + "\n")
     sys.stdout.write("".join(a + "\n" for a in answers))
 
 

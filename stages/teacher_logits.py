@@ -21,7 +21,7 @@ from distill.teacher.params import LogitsParams as P  # noqa: E402
 from distill.io import get_logger, run_cli  # noqa: E402
 from distill.layout import TaskPaths  # noqa: E402
 from distill.runtime import usable_cores  # noqa: E402
-from distill.tasks import get_task  # noqa: E402
+from distill.tasks import load_task  # noqa: E402
 from distill.teacher.logits import assemble, compute_shards, fingerprint, prepare_work_dir, transfer_rows, \
     work_dir_for  # noqa: E402
 from distill.teacher.model import check_bf16, load_teacher  # noqa: E402
@@ -32,7 +32,7 @@ log = get_logger("teacher_logits")
 
 @app.command()
 def main(
-    task: str = typer.Option(..., help="Task: rotten_tomatoes, sst2, qqp or mnli."),
+    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help=P.help("bf16")),
     max_length: Optional[int] = typer.Option(None, help=P.help("max_length")),
     logits_batch_size: Optional[int] = typer.Option(None, help=R.help("logits_batch_size")),
@@ -41,11 +41,11 @@ def main(
     models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
-    t = get_task(task)
     cfg = config.load(P, task, params_file, bf16=bf16, max_length=max_length)
     run = config.load(R, task, params_file, logits_batch_size=logits_batch_size,
                       logits_shard_rows=logits_shard_rows)
     paths = TaskPaths(task, data_dir, models_dir)
+    t = load_task(paths)
     state = PartialState()
     device = state.device
     if device.type == "cpu":  # the cores are split between the processes sharing this machine

@@ -17,7 +17,7 @@ from distill import config  # noqa: E402
 from distill.student.params import TeacherVectorsParams as P  # noqa: E402
 from distill.io import get_logger, read_parquet, run_cli, write_parquet  # noqa: E402
 from distill.layout import TaskPaths  # noqa: E402
-from distill.tasks import get_task  # noqa: E402
+from distill.tasks import load_task  # noqa: E402
 from distill.teacher.vectors import empty_table, teacher_word_vectors  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -26,15 +26,15 @@ log = get_logger("teacher_vectors")
 
 @app.command()
 def main(
-    task: str = typer.Option(..., help="Task: rotten_tomatoes, sst2, qqp or mnli."),
+    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
     embeddings: Optional[str] = typer.Option(None, help=P.help("embeddings")),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
-    spec = get_task(task)
     cfg = config.load(P, task, params_file, embeddings=embeddings)
     paths = TaskPaths(task, data_dir, models_dir)
+    spec = load_task(paths)
     if cfg.embeddings != "teacher":
         table = empty_table()
         log.info("student.embeddings is %s: no teacher vectors needed", cfg.embeddings)

@@ -24,7 +24,7 @@ from distill.io import UserError, get_logger, read_parquet, run_cli  # noqa: E40
 from distill.layout import SYNTHETIC, TaskPaths  # noqa: E402
 from distill.runtime import set_threads  # noqa: E402
 from distill.student.train import fit  # noqa: E402
-from distill.tasks import get_task  # noqa: E402
+from distill.tasks import load_task  # noqa: E402
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("train")
@@ -38,7 +38,7 @@ class Kind(str, Enum):
 @app.command()
 def main(
     kind: Kind = typer.Argument(..., help="student (distil the teacher's logits) or baseline (CE on gold labels)."),
-    task: str = typer.Option(..., help="Task: rotten_tomatoes, sst2, qqp or mnli."),
+    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
     embeddings: Optional[str] = typer.Option(None, help=P.help("embeddings")),
     multichannel: Optional[bool] = typer.Option(None, "--multichannel/--single-channel", help=P.help("multichannel")),
     hidden: Optional[int] = typer.Option(None, help=P.help("hidden")),
@@ -55,7 +55,6 @@ def main(
     metrics_dir: Path = typer.Option(Path("metrics"), help="Root of the per-task metrics folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
-    t = get_task(task)
     options = dict(embeddings=embeddings, multichannel=multichannel, hidden=hidden, fc=fc, lr=lr, rho=rho,
                    batch_size=batch_size, epochs=epochs, patience=patience, seed=seed)
     if kind is Kind.student:
@@ -66,6 +65,7 @@ def main(
         cfg = config.load(BaselineParams, task, params_file, **options)
     threads = set_threads(config.load(RuntimeParams, task, params_file).threads)
     paths = TaskPaths(task, data_dir, models_dir, metrics_dir)
+    t = load_task(paths)
     src = paths.logits if kind is Kind.student else paths.train
     train_df = read_parquet(src) if kind is Kind.student else load_split(paths, t, "train")
     if train_df.empty:

@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from distill.data.datasets import DatasetSpec, dataset_entry
 from distill.data.rotten import MEMBER
 from distill.io import sha256_file
 from distill.layout import TaskPaths
+from distill.tasks import Task, write_task
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,6 +27,23 @@ NEGATIVE = ["a dull , lifeless mess", "boring and far too long", "the worst scri
 
 
 # ---- data ------------------------------------------------------------------------------------------------------
+def builtin_dataset(name: str) -> DatasetSpec:
+    """A task's datasets: entry in the repository's params.yaml."""
+    return dataset_entry(yaml.safe_load((REPO / "params.yaml").read_text()), name)
+
+
+def builtin_task(name: str) -> Task:
+    """A built-in task's shape, as the download stage resolves it from the repository's params.yaml."""
+    return builtin_dataset(name).task()
+
+
+def write_task_file(paths: TaskPaths, task: Task | None = None) -> TaskPaths:
+    """data/<task>/task.json as the download stage writes it (default: the built-in task of that name)."""
+    paths.data.mkdir(parents=True, exist_ok=True)
+    write_task(task or builtin_task(paths.task), paths.task_file)
+    return paths
+
+
 def make_sentences(n: int, seed: int = 0) -> list[tuple[str, int]]:
     """n distinct labelled review-like sentences built from a small phrase bank."""
     rng = random.Random(seed)
@@ -90,11 +109,10 @@ def split_frame(rows: list[tuple[str, int]], split: str) -> pd.DataFrame:
 
 def write_task_data(root: Path, task: str = "rotten_tomatoes", n_train: int = 48, n_dev: int = 16,
                     n_test: int = 16, seed: int = 7) -> TaskPaths:
-    """A single-sentence task's data folder under root/data: train/dev/test.parquet, a teacher_logits.parquet
+    """A single-sentence task's data folder under root/data: task.json, train/dev/test.parquet, a teacher_logits.parquet
     (every training row once as an original and once with `film` masked, with logits that favour the gold
     label) and an empty teacher_vectors.parquet. Returns the TaskPaths of root/{data,models,metrics}."""
-    paths = TaskPaths(task, root / "data", root / "models", root / "metrics")
-    paths.data.mkdir(parents=True, exist_ok=True)
+    paths = write_task_file(TaskPaths(task, root / "data", root / "models", root / "metrics"))
     rows = make_sentences(n_train + n_dev + n_test, seed=seed)
     parts = {"train": rows[:n_train], "dev": rows[n_train:n_train + n_dev], "test": rows[n_train + n_dev:]}
     for split, part in parts.items():

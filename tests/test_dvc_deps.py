@@ -32,7 +32,7 @@ PACKAGE = "distill"
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = DVC_YAML["stages"]
 PARAMS_YAML = yaml.safe_load((ROOT / "params.yaml").read_text())
-KNOWN_TASKS = ("rotten_tomatoes", "sst2", "qqp", "mnli")
+KNOWN_TASKS = tuple(PARAMS_YAML["datasets"])  # every declared task, built-in or not
 
 # stage -> the config class its script loads (distill.config.load(Cls, task))
 STAGE_PARAMS: dict[str, type[Params]] = {

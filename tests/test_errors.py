@@ -643,7 +643,7 @@ def test_training_stops_on_a_non_finite_loss(tmp_path):
 
 def test_teacher_with_non_finite_logits_writes_no_part(wide_teacher, tmp_path):
     import torch
-    from distill.tasks import get_task
+    from helpers import builtin_task
     from distill.teacher.logits import compute_shards, part_path, prepare_work_dir, work_dir_for
     from distill.teacher.model import load_teacher
 
@@ -656,7 +656,7 @@ def test_teacher_with_non_finite_logits_writes_no_part(wide_teacher, tmp_path):
     out = folder / "teacher_logits.parquet"
     prepare_work_dir(work_dir_for(out), "fp", 40, 16)
     with pytest.raises(UserError, match=r"non-finite logits for 16 row\(s\), first at row\(s\) \[0, 1, 2, 3, 4\]"):
-        compute_shards(get_task(TASK), folder / "transfer.parquet", out, model, tok, batch_size=8, bf16=False,
+        compute_shards(builtin_task(TASK), folder / "transfer.parquet", out, model, tok, batch_size=8, bf16=False,
                        shard_rows=16, max_length=64, progress=False)
     assert not part_path(work_dir_for(out), 0).exists() and not out.exists()
 
@@ -666,7 +666,7 @@ def test_teacher_with_non_finite_logits_writes_no_part(wide_teacher, tmp_path):
                                     "flipped bytes"])
 def test_corrupt_resume_part_is_recomputed(wide_teacher, tmp_path, damage):
     import shutil
-    from distill.tasks import get_task
+    from helpers import builtin_task
     from distill.teacher.logits import compute_shards, fingerprint, part_path, prepare_work_dir, work_dir_for
     from distill.teacher.model import load_teacher
 
@@ -697,7 +697,7 @@ def test_corrupt_resume_part_is_recomputed(wide_teacher, tmp_path, damage):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        compute_shards(get_task(TASK), transfer, out, model, tok, batch_size=16, bf16=False, shard_rows=40,
+        compute_shards(builtin_task(TASK), transfer, out, model, tok, batch_size=16, bf16=False, shard_rows=40,
                        max_length=64, progress=False, on_shard_done=stop_after_second)
     part = part_path(work, 1)
     raw = part.read_bytes()

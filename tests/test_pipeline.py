@@ -87,9 +87,11 @@ def test_dvc_repro_tiny_end_to_end(tmp_path):
 
     for kind in ("teacher", "student", "baseline"):
         scores = _json(p.scores(kind))
-        assert scores["dev"]["n"] == len(dev) and scores["test"]["n"] == len(test)
+        assert list(scores) == [TASK] and list(scores[TASK]) == [kind]  # names unique across files (dvc exp show)
+        scores = scores[TASK][kind]
+        assert set(scores) == ({"dev", "test"} if kind == "teacher" else {"dev", "test", "params"})
         confusion = pd.read_csv(p.confusion / f"{kind}.csv")
-        assert len(confusion) == len(dev) and confusion["actual"].tolist() == dev["label"].tolist()
+        assert len(confusion) == len(dev) and confusion["actual"].tolist() == [("negative", "positive")[y] for y in dev["label"]]
         hits = sum(a == b for a, b in zip(confusion["actual"], confusion["predicted"]))
         assert scores["dev"]["accuracy"] == round(hits / len(dev), 4)  # the JSON's accuracy is the CSV's
 
@@ -99,21 +101,21 @@ def test_dvc_repro_tiny_end_to_end(tmp_path):
         curve = pd.read_csv(p.curve(kind))
         assert 1 <= len(curve) <= 2 and (curve["model"] == kind).all()
         # the kept epoch is the curve's best, and evaluate scores that same model on the same dev split
-        assert saved["dev_accuracy"] == curve["dev_accuracy"].max() == _json(p.scores(kind))["dev"]["accuracy"]
+        assert saved["dev_accuracy"] == curve["dev_accuracy"].max() == _json(p.scores(kind))[TASK][kind]["dev"]["accuracy"]
         model, _ = load_student(p.model(kind))
         total = sum(x.numel() for x in model.parameters())
-        assert _json(p.scores(kind))["params"]["total"] == total
+        assert _json(p.scores(kind))[TASK][kind]["params"]["total"] == total
 
     report = _json(p.report("benchmark"))
     assert report["examples"] == report["sentences"] == 64 and report["task"] == TASK
-    speed = _json(p.speed)
+    speed = _json(p.speed)[TASK]
     s, t = report["student"], report["teacher"]
-    assert speed["student_sentences_per_s"] == round(64 / s["seconds"], 1)
+    assert speed["student"]["sentences_per_s"] == round(64 / s["seconds"], 1)
     assert speed["speedup"] == round(t["seconds"] / s["seconds"], 1) and speed["speedup"] > 0
-    assert speed["baseline_sentences_per_s"] == round(64 / report["baseline"]["seconds"], 1)
+    assert speed["baseline"]["sentences_per_s"] == round(64 / report["baseline"]["seconds"], 1)
     table = pd.read_csv(p.plots / "accuracy_vs_speed.csv")
     assert table["model"].tolist() == ["teacher", "student", "baseline"]
-    assert table["dev_accuracy"].tolist() == [_json(p.scores(k))["dev"]["accuracy"] for k in table["model"]]
+    assert table["dev_accuracy"].tolist() == [_json(p.scores(k))[TASK][k]["dev"]["accuracy"] for k in table["model"]]
     assert sorted(x.name for x in p.plots.iterdir()) == ["accuracy_vs_speed.csv", "baseline_curve.csv", "confusion",
                                                          "student_curve.csv", "teacher_curve.csv",
                                                          "teacher_loss.csv"]

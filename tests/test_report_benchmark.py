@@ -4,11 +4,13 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from conftest import run_stage
+from distill.io import UserError
 from distill.layout import TaskPaths
-from distill.report.benchmark import (reference_logits, run_benchmark, speed_metrics, student_parameters, summary,
+from distill.report.benchmark import (reference_logits, run_benchmark, scored_accuracy, speed_metrics, student_parameters, summary,
                                       teacher_parameters, time_runs)
 from distill.student.model import count_parameters, save_student
 from distill.teacher.model import load_teacher
@@ -45,11 +47,29 @@ def test_speed_metrics_by_hand():
     report = {"student": {"sentences_per_s": 1234.56, "params_m": 0.96349},
               "teacher": {"sentences_per_s": 98.04, "params_m": 22.71},
               "speedup": 12.5923, "params_ratio": 23.5709}
-    assert speed_metrics(report) == {"student_sentences_per_s": 1234.6, "student_params_m": 0.963,
-                                     "teacher_sentences_per_s": 98.0, "teacher_params_m": 22.71, "speedup": 12.6,
-                                     "params_ratio": 23.6}
-    assert speed_metrics({"student": report["student"]}) == {"student_sentences_per_s": 1234.6,
-                                                             "student_params_m": 0.963}
+    assert speed_metrics(report, "sst2") == {"sst2": {
+        "speedup": 12.6, "params_ratio": 23.6, "student": {"sentences_per_s": 1234.6, "params_m": 0.963},
+        "teacher": {"sentences_per_s": 98.0, "params_m": 22.71}}}
+    assert speed_metrics({"student": report["student"]}, "qqp") == {
+        "qqp": {"student": {"sentences_per_s": 1234.6, "params_m": 0.963}}}
+    with_baseline = {**report, "baseline": {"sentences_per_s": 2000.04}, "student": {**report["student"], "gflops": 7.25}}
+    out = speed_metrics(with_baseline, "sst2")["sst2"]
+    assert out["baseline"] == {"sentences_per_s": 2000.0} and out["student"]["gflops"] == 7.2
+
+
+def test_scored_accuracy_reads_the_evaluate_stage_file(tmp_path):
+    path = tmp_path / "student.json"
+    path.write_text(json.dumps({"sst2": {"student": {"dev": {"accuracy": 0.8125}}}}))
+    assert scored_accuracy(path, "sst2", "student", "dev") == 0.8125
+    for bad, message in ((None, "not found; run the evaluate stage first"),
+                         ('{"dev": {"accuracy": 0.8}}', "no sst2.student.dev.accuracy in it"),
+                         ("{not json", "no sst2.student.dev.accuracy in it")):
+        if bad is None:
+            path.unlink()
+        else:
+            path.write_text(bad)
+        with pytest.raises(UserError, match=message):
+            scored_accuracy(path, "sst2", "student", "dev")
 
 
 def test_reference_logits_is_the_model_call(student_corpus):
@@ -97,7 +117,7 @@ def test_stage(student_corpus, tiny_teacher, tmp_path):
     paths.metrics.mkdir(parents=True)
     accuracy = {"teacher": 0.9, "student": 0.85, "baseline": 0.8}
     for kind, acc in accuracy.items():
-        paths.scores(kind).write_text(json.dumps({"dev": {"accuracy": acc, "n": 30}}))
+        paths.scores(kind).write_text(json.dumps({"sst2": {kind: {"dev": {"accuracy": acc}}}}))
     write_params(tmp_path, benchmark={"batch_size": 8, "repeats": 2, "max_sentences": 25})
     run_stage("benchmark.py", "--task", "sst2", *cli_dirs(tmp_path, "data", "models", "metrics", "params"))
     report = json.loads(paths.report("benchmark").read_text())
@@ -106,16 +126,15 @@ def test_stage(student_corpus, tiny_teacher, tmp_path):
     assert report["baseline"]["path"] == "fast" and len(report["baseline"]["seconds_all"]) == 2
     s, t, b = report["student"], report["teacher"], report["baseline"]
     speed = json.loads(paths.speed.read_text())
-    assert speed == {"student_sentences_per_s": round(25 / s["seconds"], 1),
-                     "student_params_m": round(s["params_m"], 3),
-                     "teacher_sentences_per_s": round(25 / t["seconds"], 1),
-                     "teacher_params_m": round(t["params_m"], 3),
-                     "speedup": round(t["seconds"] / s["seconds"], 1),
-                     "params_ratio": round(t["params_m"] / s["params_m"], 1),
-                     "baseline_sentences_per_s": round(25 / b["seconds"], 1),
-                     "student_gflops": round(s["gflops"], 1)}
+    assert speed == {"sst2": {"speedup": round(t["seconds"] / s["seconds"], 1),
+                              "params_ratio": round(t["params_m"] / s["params_m"], 1),
+                              "student": {"sentences_per_s": round(25 / s["seconds"], 1),
+                                          "params_m": round(s["params_m"], 3), "gflops": round(s["gflops"], 1)},
+                              "teacher": {"sentences_per_s": round(25 / t["seconds"], 1),
+                                          "params_m": round(t["params_m"], 3)},
+                              "baseline": {"sentences_per_s": round(25 / b["seconds"], 1)}}}
+    speed = speed["sst2"]
     table = pd.read_csv(paths.plots / "accuracy_vs_speed.csv")
     assert table["model"].tolist() == ["teacher", "student", "baseline"]
     assert table["dev_accuracy"].tolist() == [0.9, 0.85, 0.8]  # from the scores the evaluate stage wrote
-    assert table["sentences_per_s"].tolist() == [speed["teacher_sentences_per_s"], speed["student_sentences_per_s"],
-                                                 speed["baseline_sentences_per_s"]]
+    assert table["sentences_per_s"].tolist() == [speed[k]["sentences_per_s"] for k in table["model"]]

@@ -11,11 +11,10 @@ import torch
 
 from conftest import REPO, one_line_error, run_stage
 from distill.io import UserError
-from distill.report.evaluate import evaluate, model_kind, read_rows, write_confusion
+from distill.report.evaluate import evaluate, metrics_document, model_kind, read_rows, write_confusion
 from distill.student.model import load_student
-from distill.tasks import get_task
+from helpers import builtin_task, cli_dirs, save_tiny_student, write_params, write_task_data
 from distill.teacher.model import load_teacher
-from helpers import cli_dirs, save_tiny_student, write_params, write_task_data
 
 TASK = "rotten_tomatoes"
 
@@ -46,7 +45,7 @@ def task_root(tmp_path, tiny_teacher):
 
 
 def test_evaluate_skips_unlabelled_rows_and_reports_f1():
-    task = get_task("qqp")
+    task = builtin_task("qqp")
     df = pd.DataFrame({"sentence1": ["a", "b", "c", "d"], "sentence2": ["a", "x", "c", "y"], "label": [1, 0, -1, 1]})
 
     def predict(columns):  # "duplicate" when both questions are equal
@@ -60,12 +59,41 @@ def test_evaluate_skips_unlabelled_rows_and_reports_f1():
 
 
 def test_confusion_comes_from_the_dev_split_only():
-    task = get_task("mnli")
+    task = builtin_task("mnli")
     dev = pd.DataFrame({"sentence1": ["a", "b"], "sentence2": ["c", "d"], "label": [2, 0]})
     metrics, conf = evaluate(lambda cols: np.tile([0.0, 0.0, 1.0], (len(cols[0]), 1)), task,
                              {"dev_matched": dev, "dev_mismatched": dev.assign(label=[2, 2])})
     assert metrics == {"dev_matched": {"accuracy": 0.5, "n": 2}, "dev_mismatched": {"accuracy": 1.0, "n": 2}}
     assert conf.to_dict("list") == {"actual": [2, 0], "predicted": [2, 2]}
+
+
+def test_metrics_document_nests_numbers_under_task_and_model():
+    scores = {"dev": {"accuracy": 0.75, "n": 4, "f1": 0.5}, "test": {"accuracy": 0.5, "n": 2}}
+    assert metrics_document("qqp", "student", scores, {"total": 10, "without_embeddings": 4}) == {"qqp": {"student": {
+        "dev": {"accuracy": 0.75, "f1": 0.5}, "test": {"accuracy": 0.5},
+        "params": {"total": 10, "without_embeddings": 4}}}}
+    assert metrics_document("sst2", "teacher", {"dev": {"accuracy": 1.0, "n": 3}}) == {
+        "sst2": {"teacher": {"dev": {"accuracy": 1.0}}}}
+
+
+def _flat(doc: dict, prefix: str = "") -> set[str]:
+    return set().union(*(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k} for k, v in doc.items()))
+
+
+def test_committed_metric_names_are_unique_across_files():
+    """DVC prefixes a metric with its file's path when two files share its flattened name, which made
+    `dvc exp show` hundreds of columns wide; every metrics file dvc.yaml lists holds names of its own."""
+    import yaml
+    files = yaml.safe_load((REPO / "dvc.yaml").read_text())["metrics"]
+    seen: dict[str, str] = {}
+    for name in files:
+        for key in _flat(json.loads((REPO / name).read_text())):
+            assert key not in seen, f"{key} in both {seen[key]} and {name}"
+            seen[key] = name
+        task, model = name.split("/")[1], name.rsplit("/", 1)[1].removesuffix(".json")
+        assert all(k.startswith(f"{task}.{'' if model == 'speed' else model + '.'}") for k in _flat(
+            json.loads((REPO / name).read_text())))
+    assert "rotten_tomatoes.student.dev.accuracy" in seen
 
 
 def test_write_confusion_replaces_the_folder(tmp_path):
@@ -84,15 +112,17 @@ def test_evaluate_stage_writes_the_documented_outputs(task_root):
     preds = {"teacher": teacher_preds, "student": student_preds, "baseline": student_preds}
     for kind, predict in preds.items():
         report = json.loads(paths.scores(kind).read_text())
+        assert list(report) == [TASK] and list(report[TASK]) == [kind]
+        report = report[TASK][kind]
         assert set(report) == ({"dev", "test"} if kind == "teacher" else {"dev", "test", "params"})
         for split, df in (("dev", dev), ("test", test)):
             labels = df["label"].tolist()
             hits = sum(p == y for p, y in zip(predict(paths.model(kind), df["sentence"].tolist()), labels))
-            assert report[split] == {"accuracy": round(hits / len(labels), 4), "n": 16}
+            assert report[split] == {"accuracy": round(hits / len(labels), 4)}
         conf = pd.read_csv(paths.confusion / f"{kind}.csv")
         assert list(conf.columns) == ["actual", "predicted"] and conf["actual"].tolist() == dev["label"].tolist()
         assert conf["predicted"].tolist() == predict(paths.model(kind), dev["sentence"].tolist())
-    student = json.loads(paths.scores("student").read_text())
+    student = json.loads(paths.scores("student").read_text())[TASK]["student"]
     model, _ = load_student(paths.model("student"))
     total = sum(p.numel() for p in model.parameters())
     embeddings = sum(p.numel() for n, p in model.named_parameters() if "embed" in n)

@@ -222,4 +222,4 @@ def test_run_benchmark_record(corpus, tiny_teacher):
     assert s["gflops"] == pytest.approx(s["recurrent_gflop"] / s["paths"]["fast"]["seconds"])
     assert s["peak_gflops"] > 0 and s["cell"] in ("fused", "c", "torch")
     assert ("fma_peak_gflops" in s) == (s["cell"] == "fused")
-    assert speed_metrics(res)["student_gflops"] == round(s["gflops"], 1)
+    assert speed_metrics(res, "sst2")["sst2"]["student"]["gflops"] == round(s["gflops"], 1)

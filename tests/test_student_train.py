@@ -16,12 +16,11 @@ from distill.student.model import load_student
 from distill.student.params import BaselineParams, StudentParams
 from distill.student.train import distill_loss, distillation_targets, fit, train
 from distill.student.vocab import Vocab
-from distill.tasks import get_task
-from helpers import cli_dirs, make_sentences, make_student, write_params, write_task_data
+from helpers import builtin_task, cli_dirs, make_sentences, make_student, write_params, write_task_data
 
 TEXTS = ["a charming , often affecting journey", "boring and far too long", "the [MASK] film of the year",
          "it never comes alive", "funny and moving", "a dull , lifeless mess"]
-RT = get_task("rotten_tomatoes")
+RT = builtin_task("rotten_tomatoes")
 ARCH = {"embeddings": "random", "multichannel": True, "hidden": 8, "fc": 8, "lr": 1.0, "rho": 0.95,
         "batch_size": 16, "epochs": 3, "patience": 2, "seed": 13}
 
@@ -149,7 +148,7 @@ def test_fit_pairs_qqp(tmp_path):
     train_df = pd.DataFrame({"sentence1": a, "sentence2": b, "label": labels, "synthetic": False,
                              "origin": np.arange(20), "logits": list(logits), "teacher_label": labels})
     dev_df = train_df[["sentence1", "sentence2", "label"]].iloc[:8]
-    info = fit(get_task("qqp"), train_df, dev_df, student_params(epochs=1), tmp_path / "m", tmp_path / "c.csv",
+    info = fit(builtin_task("qqp"), train_df, dev_df, student_params(epochs=1), tmp_path / "m", tmp_path / "c.csv",
                progress=False)
     model, vocab = load_student(tmp_path / "m")
     assert model.cfg.pair and set(b[0].split()) <= set(vocab.itos)  # the vocabulary covers both columns

@@ -11,13 +11,12 @@ import torch
 from conftest import run_stage
 from distill.io import UserError
 from distill.layout import TaskPaths
-from distill.tasks import get_task
+from helpers import builtin_task, cli_dirs, keyword_rows, write_params
 from distill.teacher.finetune import finetune_teacher, resolve_model_source, subset
 from distill.teacher.model import load_teacher, teacher_logits
 from distill.teacher.params import TeacherParams
-from helpers import cli_dirs, keyword_rows, write_params
 
-TASK = get_task("rotten_tomatoes")
+TASK = builtin_task("rotten_tomatoes")
 
 
 def teacher_params(model, **kw) -> TeacherParams:

@@ -10,14 +10,14 @@ import pytest
 from conftest import one_line_error, run_stage
 from distill.io import UserError
 from distill.layout import TaskPaths
-from distill.tasks import get_task
+from helpers import builtin_task
 from distill.teacher.logits import (RowReader, assemble, compute_shards, part_is_complete, part_path,
                                     prepare_work_dir, shard_table, work_dir_for)
 from distill.teacher.model import load_teacher, teacher_logits
 from helpers import cli_dirs, keyword_rows, write_params
 
-TASK = get_task("rotten_tomatoes")
-QQP = get_task("qqp")
+TASK = builtin_task("rotten_tomatoes")
+QQP = builtin_task("qqp")
 
 
 def write_transfer(path, task, n=300, seed=1):

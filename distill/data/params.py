@@ -12,6 +12,7 @@ TAGGERS = ("textblob", "nltk")
 @dataclass(frozen=True)
 class DownloadParams(Params):
     section = "download"
+    also_reads = ("datasets.{task}",)  # the task's entry (distill/data/datasets.py)
     glue_mirror: str = param(text, 'GLUE source: "" = the official archives; a local folder in GLUE layout (relative '
                              "paths are resolved against the repository root the run started from); or an http(s) "
                              "URL of a folder serving the GLUE zips.")

@@ -9,11 +9,13 @@ _TOKENIZER = TreebankWordTokenizer()
 _SPACES = re.compile(r"\s+")
 
 
-def normalize(text: str) -> str:
-    """Lower-case and tokenize like SST-2 ("It's great!" -> "it 's great !")."""
-    text = _SPACES.sub(" ", str(text)).strip().lower()
-    if not text:
-        return ""
+def normalize(text: str, lowercase: bool = True, tokenize: bool = True) -> str:
+    """Lower-case and tokenize like SST-2 ("It's great!" -> "it 's great !"); a task may turn either off."""
+    text = _SPACES.sub(" ", str(text)).strip()
+    if lowercase:
+        text = text.lower()
+    if not text or not tokenize:
+        return text
     # Treebank rewrites double quotes as `` and ''; SST-2 keeps plain tokens, so map them back.
     tokens = ["\"" if t in ("``", "''") else t for t in _TOKENIZER.tokenize(text)]
     return " ".join(tokens)

@@ -15,15 +15,18 @@ threads, so `gflops_per_core` is the figure to hold against the peaks.
 """
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from distill.io import UserError
 from distill.runtime import cpu_vector_flags, device_name, usable_cores
 from distill.student.batching import pad_rows
 from distill.student.fast import FastStudent, FastTokenizer, recurrent_flop, torch_threads
@@ -202,14 +205,29 @@ def run_benchmark(first: Sequence[str], second: Sequence[str] | None, student: t
     return result
 
 
-def speed_metrics(result: dict) -> dict:
-    """The figures that compare runs (speed.json, a DVC metric); device, timings and paths stay in the report."""
+def speed_metrics(result: dict, task: str) -> dict:
+    """What metrics/<task>/speed.json holds: the figures that compare runs, under the task's key and each model's
+    (rotten_tomatoes.student.sentences_per_s), so no name is shared with another file; device, timings and paths
+    stay in the report."""
     s = result["student"]
-    out = {"student_sentences_per_s": round(s["sentences_per_s"], 1), "student_params_m": round(s["params_m"], 3)}
+    student = {"sentences_per_s": round(s["sentences_per_s"], 1), "params_m": round(s["params_m"], 3)}
     if "gflops" in s:
-        out["student_gflops"] = round(s["gflops"], 1)
+        student["gflops"] = round(s["gflops"], 1)
+    out: dict = {"student": student}
     if "teacher" in result:
         t = result["teacher"]
-        out.update(teacher_sentences_per_s=round(t["sentences_per_s"], 1), teacher_params_m=round(t["params_m"], 3),
-                   speedup=round(result["speedup"], 1), params_ratio=round(result["params_ratio"], 1))
-    return out
+        out = {"speedup": round(result["speedup"], 1), "params_ratio": round(result["params_ratio"], 1), **out,
+               "teacher": {"sentences_per_s": round(t["sentences_per_s"], 1), "params_m": round(t["params_m"], 3)}}
+    if "baseline" in result:
+        out["baseline"] = {"sentences_per_s": round(result["baseline"]["sentences_per_s"], 1)}
+    return {task: out}
+
+
+def scored_accuracy(path: Path, task: str, kind: str, split: str) -> float:
+    """The accuracy the evaluate stage wrote to metrics/<task>/<kind>.json (report/evaluate.metrics_document)."""
+    try:
+        return float(json.loads(Path(path).read_text())[task][kind][split]["accuracy"])
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found; run the evaluate stage first") from None
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: no {task}.{kind}.{split}.accuracy in it; re-run the evaluate stage") from None

@@ -12,11 +12,11 @@ from distill.data.splits import labelled, texts_of
 from distill.data.text import normalize
 from distill.io import UserError, atomic_path
 from distill.layout import LABEL
-from distill.report.metrics import split_metrics
+from distill.report.metrics import per_class, split_metrics
 from distill.runtime import device
 from distill.student.batching import Dataset, predict_logits
 from distill.student.model import CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, count_parameters, load_student
-from distill.tasks import Task
+from distill.tasks import TASK_FILE, Task, read_task
 from distill.teacher.model import load_teacher, teacher_logits
 
 # A predictor maps the text columns (one list per column) to (N, num_labels) logits.
@@ -68,18 +68,32 @@ def teacher_predictor(path: str | Path, batch_size: int, max_length: int) -> tup
 
 
 def evaluate(predict: Predictor, task: Task, splits: dict[str, pd.DataFrame]) -> tuple[dict, pd.DataFrame]:
-    """{"<split>": split_metrics} over labelled rows of each split, plus the dev split's (actual, predicted)."""
-    metrics, confusion = {}, pd.DataFrame({"actual": [], "predicted": []}, dtype="int64")
+    """{"<split>": split_metrics + "per_class"} over labelled rows of each split, plus the dev split's (actual,
+    predicted) label names for the confusion matrix."""
+    metrics, confusion = {}, pd.DataFrame({"actual": [], "predicted": []}, dtype="object")
     for name, df in splits.items():
         df = labelled(df)
         if df.empty:
             continue
         preds = predict(texts_of(df, task)).argmax(axis=1)
         labels = df[LABEL].to_numpy(np.int64)
-        metrics[name] = split_metrics(labels, preds, with_f1=task.f1)
+        metrics[name] = split_metrics(labels, preds, with_f1=task.f1, positive=task.f1_index,
+                                      num_labels=task.num_labels)
+        metrics[name]["per_class"] = per_class(labels, preds, task.labels)
         if name == task.dev_split:
-            confusion = pd.DataFrame({"actual": labels, "predicted": preds.astype(np.int64)})
+            names = np.asarray(task.labels, dtype=object)
+            confusion = pd.DataFrame({"actual": names[labels], "predicted": names[preds]})
     return metrics, confusion
+
+
+def metrics_document(task: str, kind: str, scores: dict, params: dict | None = None) -> dict:
+    """What metrics/<task>/<kind>.json holds: the numbers that compare runs, under the task's and the model's keys,
+    so every flattened name (rotten_tomatoes.student.dev.accuracy) is unique across files and `dvc exp show` /
+    `dvc metrics diff` need no file-path prefixes. Row counts and per-class figures go to reports/evaluate.json."""
+    body: dict = {split: {k: v for k, v in m.items() if k not in ("n", "per_class")} for split, m in scores.items()}
+    if params:
+        body["params"] = params
+    return {task: {kind: body}}
 
 
 def write_confusion(frames: dict[str, pd.DataFrame], directory: str | Path) -> None:
@@ -90,8 +104,10 @@ def write_confusion(frames: dict[str, pd.DataFrame], directory: str | Path) -> N
             df.to_csv(tmp / f"{name}.csv", index=False)
 
 
-def read_rows(lines: list[str], fields: int | None) -> list[list[str]]:
-    """Text columns from tab-separated lines; fields=None accepts 1 or 2 fields, the same on every line."""
+def read_rows(lines: list[str], fields: int | None, lowercase: bool = True, tokenize: bool = True
+              ) -> list[list[str]]:
+    """Text columns from tab-separated lines, normalised as the task's data were; fields=None accepts 1 or 2
+    fields, the same on every line."""
     rows = [line.rstrip("\r\n").split("\t") for line in lines if line.strip()]
     if not rows:
         raise UserError("no input lines")
@@ -99,4 +115,16 @@ def read_rows(lines: list[str], fields: int | None) -> list[list[str]]:
     if len(counts) != 1 or (fields is not None and counts != {fields}) or not counts <= {1, 2}:
         want = f"{fields}" if fields is not None else "1 or 2 (the same on every line)"
         raise UserError(f"every input line needs {want} tab-separated field(s); got {sorted(counts)}")
-    return [[normalize(r[i]) for r in rows] for i in range(counts.pop())]
+    return [[normalize(r[i], lowercase, tokenize) for r in rows] for i in range(counts.pop())]
+
+
+def model_task(path: str | Path, num_labels: int) -> tuple[list[str], bool, bool]:
+    """(label names, lowercase, tokenize) saved with the model (task.json); a model saved before label names were
+    kept gets "0", "1", ... and the default text handling."""
+    file = Path(path) / TASK_FILE
+    if not file.exists():
+        return [str(i) for i in range(num_labels)], True, True
+    task = read_task(file)
+    if task.num_labels != num_labels:
+        raise UserError(f"{file}: {task.num_labels} label names for a model with {num_labels} outputs")
+    return list(task.labels), task.lowercase, task.tokenize

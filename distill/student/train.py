@@ -27,7 +27,7 @@ from distill.student.batching import Dataset, batch_order, predict_logits
 from distill.student.embeddings import build_embeddings
 from distill.student.model import StudentClassifier, StudentConfig, count_parameters, save_student
 from distill.student.vocab import Vocab
-from distill.tasks import Task
+from distill.tasks import TASK_FILE, Task, write_task
 
 log = get_logger("train")
 DEV_BATCH = 512  # dev scoring each epoch: any size gives the same predictions
@@ -53,7 +53,8 @@ class TrainResult:
 
 
 def train(model: StudentClassifier, train_data: Dataset, dev_data: Dataset, dev_labels: np.ndarray,
-          cfg: BaselineParams, alpha: float, name: str, with_f1: bool = False, progress: bool = True) -> TrainResult:
+          cfg: BaselineParams, alpha: float, name: str, with_f1: bool = False, f1_class: int = 1,
+          progress: bool = True) -> TrainResult:
     """Train with early stopping on dev accuracy; the model is left holding the best epoch's weights.
     `name` labels the curve's rows (student / baseline), so several curves share one chart."""
     if alpha > 0 and train_data.targets is None:
@@ -93,7 +94,7 @@ def train(model: StudentClassifier, train_data: Dataset, dev_data: Dataset, dev_
         row = {"model": name, "epoch": epoch, "train_loss": round(total / max(count, 1), 6),
                "dev_accuracy": round(accuracy(dev_labels, preds), 4)}
         if with_f1:
-            row["dev_f1"] = round(f1_positive(dev_labels, preds), 4)
+            row["dev_f1"] = round(f1_positive(dev_labels, preds, f1_class), 4)
         curve.append(row)
         log.info("epoch %d: train loss %.4f, dev accuracy %.4f (%.0f rows/s)", epoch, row["train_loss"],
                  row["dev_accuracy"], count / max(time.perf_counter() - start, 1e-9))
@@ -164,13 +165,14 @@ def fit(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, cfg: BaselineP
              len(dev_data), task.dev_split)
     name = "student" if distill else "baseline"
     result = train(model, train_data, dev_data, dev_df[LABEL].to_numpy(np.int64), cfg, alpha, name,
-                   with_f1=task.f1, progress=progress)
+                   with_f1=task.f1, f1_class=task.f1_index, progress=progress)
     info = {"coverage": emb_info["coverage"], "alpha": alpha, "best_epoch": result.best_epoch,
             "dev_accuracy": result.best_dev_accuracy, "params": params, "train_rows": len(train_data),
             "seed": cfg.seed}
     model.cpu()
     with publish(model_dir, curve_path) as (model_tmp, curve_tmp):
         save_student(model, vocab, model_tmp, extra=info)  # speed stays out: outputs must be deterministic
+        write_task(task, model_tmp / TASK_FILE)  # label names and text handling travel with the model (predict)
         write_csv(result.curve, curve_tmp)
     log.info("training speed: %.0f rows/s", result.rows_per_s)
     log.info("wrote %s (best epoch %d, dev accuracy %.4f) and %s", model_dir, result.best_epoch,

@@ -128,7 +128,7 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
         preds = np.asarray(pred.predictions).argmax(-1)
         out = {"accuracy": accuracy(pred.label_ids, preds)}
         if task.f1:
-            out["f1"] = f1_positive(pred.label_ids, preds)
+            out["f1"] = f1_positive(pred.label_ids, preds, task.f1_index)
         return out
 
     runs, dev_curve, loss_curve = [], [], []
@@ -137,7 +137,8 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
     for lr in cfg.learning_rates:
         set_seed(cfg.seed)  # every lr starts from the same classifier-head initialisation
         model = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=task.num_labels, local_files_only=local, ignore_mismatched_sizes=True)
+            source, num_labels=task.num_labels, local_files_only=local, ignore_mismatched_sizes=True,
+            id2label=dict(enumerate(task.labels)), label2id={name: i for i, name in enumerate(task.labels)})
         out_dir, is_main = _shared_tempdir()
         try:
             args = TrainingArguments(
@@ -183,7 +184,8 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
     preds = teacher_logits(best_model, tokenizer, first, rest[0] if rest else None, batch_size=2 * cfg.batch_size,
                            max_length=cfg.max_length, progress=False).argmax(-1)
     best_model.to("cpu")
-    dev_metrics = split_metrics(dev_df[LABEL].to_numpy(), preds, with_f1=task.f1)
+    dev_metrics = split_metrics(dev_df[LABEL].to_numpy(), preds, with_f1=task.f1, positive=task.f1_index,
+                                num_labels=task.num_labels)
     report = {"model": cfg.model, "task": task.name, "dev_split": task.dev_split, "runs": runs,
               "best_lr": best["lr"], "best_epoch": best["epoch"], "dev": dev_metrics,
               "train_wall_s": round(sum(r["train_wall_s"] for r in runs), 2)}
