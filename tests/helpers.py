@@ -101,6 +101,28 @@ def keyword_rows(n: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+CLASS_WORDS = {"billing": ["invoice", "refund", "charged"], "bug": ["crash", "error", "broken"],
+               "feature": ["please", "add", "wish"], "praise": ["love", "great", "thanks"]}
+TICKET_FILLER = "the app my account it on today again when i this".split()
+
+
+def ticket_texts(n: int, labels: list[str], seed: int) -> list[tuple[str, str]]:
+    """n distinct (text, label) support-ticket-like rows; each label is carried by its class's words among filler
+    words, so a tiny model learns them. Labels cycle, so every class gets n // len(labels) rows or one more."""
+    rng = np.random.default_rng(seed)
+    rows, seen = [], set()
+    while len(rows) < n:
+        label = labels[len(rows) % len(labels)]
+        words = list(rng.choice(TICKET_FILLER, size=int(rng.integers(2, 6))))
+        for word in rng.choice(CLASS_WORDS[label], size=2, replace=False):
+            words.insert(int(rng.integers(len(words) + 1)), str(word))
+        text = " ".join(words)
+        if text not in seen:
+            seen.add(text)
+            rows.append((text.capitalize() + "!", label))
+    return rows
+
+
 def split_frame(rows: list[tuple[str, int]], split: str) -> pd.DataFrame:
     """A split file's frame (idx, sentence, label, split) from (text, label) rows."""
     return pd.DataFrame({"idx": np.arange(len(rows), dtype=np.int64), "sentence": [t for t, _ in rows],

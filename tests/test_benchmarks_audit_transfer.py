@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, run_stage
-from helpers import cli_dirs, write_params
+from distill.layout import TaskPaths
+from helpers import cli_dirs, write_params, write_task_file
 
 spec = importlib.util.spec_from_file_location("audit_transfer", REPO / "benchmarks" / "audit_transfer.py")
 audit_transfer = importlib.util.module_from_spec(spec)
@@ -42,8 +43,7 @@ def make_train(m=2500, seed=0):
 @pytest.fixture(scope="module")
 def transfer_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("audit")
-    data = root / "data" / "sst2"
-    data.mkdir(parents=True)
+    data = write_task_file(TaskPaths("sst2", root / "data")).data
     make_train().to_parquet(data / "train.parquet")
     write_params(root, postag={"tagger": "textblob"},
                  augment={"p_mask": 0.1, "p_pos": 0.1, "p_ng": 0.25, "seed": 13,

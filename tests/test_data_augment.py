@@ -11,7 +11,7 @@ from distill.data.augment import (KEEP, MASKED, REPLACED, augment, encode, ngram
 from distill.data.postag import tag_frame
 from distill.io import UserError
 from distill.layout import MASK, TaskPaths
-from helpers import cli_dirs, write_params
+from helpers import cli_dirs, write_params, write_task_file
 
 # A controlled vocabulary: two tags with known unigram counts.
 UNIGRAMS = pd.DataFrame({"tag": ["NN"] * 5 + ["VB"] * 3,
@@ -170,7 +170,7 @@ class OneTagPerClass:
 @pytest.mark.parametrize("task,cols", [("rotten_tomatoes", ["sentence"]), ("qqp", ["sentence1", "sentence2"])])
 def test_augment_stage(tmp_path, task, cols):
     paths = TaskPaths(task, tmp_path / "data")
-    paths.data.mkdir(parents=True)
+    write_task_file(paths)
     rows = ["the film is a charming journey .", "it 's a dull , lifeless mess", "what do pigs eat ?",
             "how do pigs eat ?", "a great cast"]
     train = pd.DataFrame({"idx": range(5), **{c: rows[k:] + rows[:k] for k, c in enumerate(cols)},

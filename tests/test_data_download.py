@@ -57,8 +57,8 @@ def test_stage_over_http(glue_server, tmp_path):
     meta = json.loads(paths.download_report.read_text())
     assert meta["source"] == f"{url}/SST-2.zip" and meta["sha256"] == {f"{url}/SST-2.zip": sha}
     assert meta["rows"] == {"train": 60, "dev": 20, "test": 0}
-    assert sorted(p.name for p in paths.data.iterdir()) == ["dev.parquet", "download.json", "task.json", "test.parquet",
-                                                            "train.parquet"]
+    assert sorted(p.name for p in paths.data.iterdir()) == ["dev.parquet", "download.json", "task.json",
+                                                            "test.parquet", "train.parquet"]
 
 
 def test_stage_writes_all_files_or_none(glue_server, tmp_path):

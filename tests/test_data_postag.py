@@ -10,7 +10,7 @@ import distill.data.postag as postag
 from distill.io import UserError
 from conftest import one_line_error, run_stage
 from distill.layout import TaskPaths
-from helpers import cli_dirs, write_params
+from helpers import cli_dirs, write_params, write_task_file
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_tagger_is_the_params_choice_never_the_networks(offline_tagger, monkeypa
 
 def test_stage_writes_both_files(tmp_path):
     paths = TaskPaths("rotten_tomatoes", tmp_path / "data")
-    paths.data.mkdir(parents=True)
+    write_task_file(paths)
     train = pd.DataFrame({"idx": [0, 1], "sentence": ["a charming journey .", "it 's dull"], "label": [1, 0],
                           "split": ["train", "train"]})
     train.to_parquet(paths.train)

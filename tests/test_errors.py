@@ -31,9 +31,10 @@ import pytest
 import yaml
 
 from conftest import REPO
-from helpers import make_rt_wheel, make_sentences, make_tiny_teacher
+from helpers import make_rt_wheel, make_sentences, make_tiny_teacher, write_task_file
 from distill.data.rotten import MEMBER
 from distill.io import TMP_DIR, UserError, publish, sha256_file, write_parquet
+from distill.layout import TaskPaths
 
 TASK = "rotten_tomatoes"
 SUBPROCESS_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
@@ -154,8 +155,7 @@ def split_frame(rows: list[tuple[str, int]], split: str) -> pd.DataFrame:
 def write_task_data(data: Path, n_train: int = 40, n_dev: int = 12, n_test: int = 12) -> Path:
     """data/<TASK>/{train,dev,test}.parquet in the download stage's layout."""
     rows = make_sentences(n_train + n_dev + n_test, seed=3)
-    folder = data / TASK
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = write_task_file(TaskPaths(TASK, data)).data
     for name, part in (("train", rows[:n_train]), ("dev", rows[n_train:n_train + n_dev]),
                        ("test", rows[n_train + n_dev:])):
         split_frame(part, name).to_parquet(folder / f"{name}.parquet", index=False)
@@ -503,9 +503,12 @@ PREDICT_LINES = ["a charming , often affecting journey", "", "   ", "boring and 
 
 
 def _answers(res: Result) -> list[str]:
+    """The answer lines, after the header naming the classes (models without a task.json: 0, 1)."""
     assert res.rc == 0 and "Traceback" not in res.err, res.err[-3000:]
     assert res.out.endswith("\n")
-    return res.out[:-1].split("\n")
+    header, *answers = res.out[:-1].split("\n")
+    assert header.startswith("label\tp_")
+    return answers
 
 
 def _check_aligned(answers: list[str], lines: list[str], single: dict[str, str]) -> None:

@@ -50,11 +50,12 @@ def test_dvc_yaml_outputs_are_the_layout_paths():
             name = entry if isinstance(entry, str) else next(iter(entry))
             declared.add(Path(name.replace("${item}", "sst2")))
     p = TaskPaths("sst2")
-    layout = {p.split("train"), p.split("dev"), p.split("test"), p.download_report, p.postag, p.tag_unigrams,
+    layout = {p.split("train"), p.split("dev"), p.split("test"), p.task_file, p.download_report, p.postag, p.tag_unigrams,
               p.transfer, p.teacher_vectors, p.logits, *(p.model(k) for k in ("teacher", "student", "baseline")),
               *(p.scores(k) for k in ("teacher", "student", "baseline")), p.speed, p.confusion,
               *(p.curve(k) for k in ("teacher", "student", "baseline")), p.plots / "teacher_loss.csv",
-              p.plots / "accuracy_vs_speed.csv", p.report("teacher_finetune"), p.report("benchmark")}
+              p.plots / "accuracy_vs_speed.csv", p.report("teacher_finetune"), p.report("benchmark"),
+              p.report("evaluate")}
     assert declared == layout
 
 

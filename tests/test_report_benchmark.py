@@ -14,7 +14,7 @@ from distill.report.benchmark import (reference_logits, run_benchmark, scored_ac
                                       teacher_parameters, time_runs)
 from distill.student.model import count_parameters, save_student
 from distill.teacher.model import load_teacher
-from helpers import cli_dirs, make_student, random_texts, write_params
+from helpers import cli_dirs, make_student, random_texts, write_params, write_task_file
 
 
 def test_teacher_parameter_count_excludes_embedding_tables(tiny_teacher):
@@ -108,7 +108,7 @@ def test_run_benchmark_record(student_corpus, tiny_teacher):
 def test_stage(student_corpus, tiny_teacher, tmp_path):
     rng, words, vocab = student_corpus
     paths = TaskPaths("sst2", tmp_path / "data", tmp_path / "models", tmp_path / "metrics")
-    paths.data.mkdir(parents=True)
+    write_task_file(paths)
     pd.DataFrame({"idx": range(30), "sentence": random_texts(rng, 30, words), "label": 0, "split": "train"}
                  ).to_parquet(paths.train)
     save_student(make_student(len(vocab), seed=4), vocab, paths.model("student"))

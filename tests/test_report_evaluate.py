@@ -54,8 +54,11 @@ def test_evaluate_skips_unlabelled_rows_and_reports_f1():
     metrics, conf = evaluate(predict, task, {"dev": df, "test": df.assign(label=-1)})
     # labelled rows a/a (1, predicted 1), b/x (0, predicted 0), d/y (1, predicted 0):
     # accuracy 2/3; positive class tp 1, fp 0, fn 1 -> F1 2/3
-    assert metrics == {"dev": {"accuracy": 0.6667, "n": 3, "f1": 0.6667}}  # test: no labels, no entry
-    assert conf.to_dict("list") == {"actual": [1, 0, 1], "predicted": [1, 0, 0]}
+    assert metrics == {"dev": {"accuracy": 0.6667, "n": 3, "f1": 0.6667, "per_class": {  # test: no labels, no entry
+        "not_duplicate": {"precision": 0.5, "recall": 1.0, "f1": 0.6667, "support": 1},
+        "duplicate": {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2}}}}
+    assert conf.to_dict("list") == {"actual": ["duplicate", "not_duplicate", "duplicate"],
+                                    "predicted": ["duplicate", "not_duplicate", "not_duplicate"]}
 
 
 def test_confusion_comes_from_the_dev_split_only():
@@ -63,8 +66,13 @@ def test_confusion_comes_from_the_dev_split_only():
     dev = pd.DataFrame({"sentence1": ["a", "b"], "sentence2": ["c", "d"], "label": [2, 0]})
     metrics, conf = evaluate(lambda cols: np.tile([0.0, 0.0, 1.0], (len(cols[0]), 1)), task,
                              {"dev_matched": dev, "dev_mismatched": dev.assign(label=[2, 2])})
-    assert metrics == {"dev_matched": {"accuracy": 0.5, "n": 2}, "dev_mismatched": {"accuracy": 1.0, "n": 2}}
-    assert conf.to_dict("list") == {"actual": [2, 0], "predicted": [2, 2]}
+    # macro-F1 over the three classes: only neutral is ever predicted (F1 2/3 and 1), the others score 0
+    assert {k: {m: v for m, v in x.items() if m != "per_class"} for k, x in metrics.items()} == {
+        "dev_matched": {"accuracy": 0.5, "n": 2, "macro_f1": 0.2222},
+        "dev_mismatched": {"accuracy": 1.0, "n": 2, "macro_f1": 0.3333}}
+    assert metrics["dev_matched"]["per_class"]["contradiction"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0,
+                                                                    "support": 1}
+    assert conf.to_dict("list") == {"actual": ["neutral", "contradiction"], "predicted": ["neutral", "neutral"]}
 
 
 def test_metrics_document_nests_numbers_under_task_and_model():
@@ -120,15 +128,20 @@ def test_evaluate_stage_writes_the_documented_outputs(task_root):
             hits = sum(p == y for p, y in zip(predict(paths.model(kind), df["sentence"].tolist()), labels))
             assert report[split] == {"accuracy": round(hits / len(labels), 4)}
         conf = pd.read_csv(paths.confusion / f"{kind}.csv")
-        assert list(conf.columns) == ["actual", "predicted"] and conf["actual"].tolist() == dev["label"].tolist()
-        assert conf["predicted"].tolist() == predict(paths.model(kind), dev["sentence"].tolist())
+        names = ("negative", "positive")
+        assert list(conf.columns) == ["actual", "predicted"]
+        assert conf["actual"].tolist() == [names[y] for y in dev["label"]]
+        assert conf["predicted"].tolist() == [names[y] for y in predict(paths.model(kind), dev["sentence"].tolist())]
     student = json.loads(paths.scores("student").read_text())[TASK]["student"]
     model, _ = load_student(paths.model("student"))
     total = sum(p.numel() for p in model.parameters())
     embeddings = sum(p.numel() for n, p in model.named_parameters() if "embed" in n)
     assert student["params"] == {"total": total, "without_embeddings": total - embeddings}
-    assert sorted(p.name for p in paths.metrics.iterdir()) == ["baseline.json", "plots", "student.json",
+    assert sorted(p.name for p in paths.metrics.iterdir()) == ["baseline.json", "plots", "reports", "student.json",
                                                                "teacher.json"]
+    report = json.loads(paths.report("evaluate").read_text())
+    assert report["labels"] == ["negative", "positive"] and report["models"]["student"]["dev"]["n"] == 16
+    assert set(report["models"]["teacher"]["test"]["per_class"]) == {"negative", "positive"}
 
 
 def test_evaluate_stage_missing_model_writes_nothing(task_root):
@@ -151,7 +164,8 @@ def test_predict_cli_output_format(task_root):
     proc = predict_cli("--model", str(paths.model("student")), *params,
                        stdin=b"It's a charming journey!\n\nA dull, lifeless mess.\n")
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.decode().split("\n")
+    header, *lines = proc.stdout.decode().split("\n")
+    assert header == "label\tp_0\tp_1"  # a model saved without its task.json: classes named by their ids
     assert len(lines) == 4 and lines[1] == "" and lines[3] == ""  # a blank input line keeps its place
     model, vocab = load_student(paths.model("student"))
     for line, text in zip((lines[0], lines[2]), ("it 's a charming journey !", "a dull , lifeless mess .")):
@@ -166,7 +180,7 @@ def test_predict_cli_output_format(task_root):
     (root / "in.tsv").write_bytes(b"funny and moving\nbad \xff byte\n")
     teacher = predict_cli("--model", str(paths.model("teacher")), "--input", str(root / "in.tsv"), *params)
     assert teacher.returncode == 0, teacher.stderr
-    assert [len(x.split("\t")) for x in teacher.stdout.decode().strip().split("\n")] == [3, 3]
+    assert [len(x.split("\t")) for x in teacher.stdout.decode().strip().split("\n")] == [3, 3, 3]
     assert b"1 undecodable byte sequence(s) replaced" in teacher.stderr
 
 
@@ -180,7 +194,7 @@ def test_predict_cli_errors(tmp_path):
     assert "neither a student" in one_line_error(proc) and len(proc.stderr.strip().split("\n")) == 1
     pair = save_tiny_student(tmp_path / "pair", ["a b", "c d"], pair=True)
     ok = predict_cli("--model", str(pair), *params, stdin=b"a b\tc d\nc\ta\n")
-    assert ok.returncode == 0 and len(ok.stdout.decode().strip().split("\n")) == 2
+    assert ok.returncode == 0 and len(ok.stdout.decode().strip().split("\n")) == 3  # header + two answers
 
 
 def test_model_kind_and_input_parsing(tmp_path, tiny_teacher):

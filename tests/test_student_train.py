@@ -166,7 +166,8 @@ def test_stage_student_and_baseline(tmp_path):
     for kind in ("student", "baseline"):
         run_stage("train.py", kind, *args)
         model_dir = paths.model(kind)
-        assert sorted(p.name for p in model_dir.iterdir()) == ["config.json", "model.pt", "vocab.txt"]
+        assert sorted(p.name for p in model_dir.iterdir()) == ["config.json", "model.pt", "task.json", "vocab.txt"]
+        assert json.loads((model_dir / "task.json").read_text())["labels"] == ["negative", "positive"]
         cfg = json.loads((model_dir / "config.json").read_text())
         assert cfg["embeddings"] == "glove-6b-50d" and cfg["embedding_dim"] == 50 and 0 < cfg["coverage"] <= 1
         assert cfg["alpha"] == (0.0 if kind == "student" else 1.0) and cfg["hidden"] == 8

@@ -11,7 +11,7 @@ import torch
 from conftest import run_stage
 from distill.io import UserError
 from distill.layout import TaskPaths
-from helpers import builtin_task, cli_dirs, keyword_rows, write_params
+from helpers import builtin_task, cli_dirs, keyword_rows, write_params, write_task_file
 from distill.teacher.finetune import finetune_teacher, resolve_model_source, subset
 from distill.teacher.model import load_teacher, teacher_logits
 from distill.teacher.params import TeacherParams
@@ -99,7 +99,7 @@ def test_stage_with_a_bare_encoder_dir(tiny_teacher, tmp_path):
     load_teacher(tiny_teacher, "cpu")[1].save_pretrained(encoder)
     assert json.loads((encoder / "config.json").read_text())["architectures"] == ["BertModel"]
     paths = TaskPaths("rotten_tomatoes", tmp_path / "data", tmp_path / "models", tmp_path / "metrics")
-    paths.data.mkdir(parents=True)
+    write_task_file(paths)
     keyword_rows(120, 7).to_parquet(paths.train)
     keyword_rows(40, 8).assign(split="dev").to_parquet(paths.split("dev"))
     write_params(tmp_path, teacher={"model": "minilm", "learning_rates": [5e-5], "epochs": 1, "batch_size": 16,
@@ -108,6 +108,8 @@ def test_stage_with_a_bare_encoder_dir(tiny_teacher, tmp_path):
               "--learning-rates", "1e-3", *cli_dirs(tmp_path, "data", "models", "metrics", "params"))
     model, tok = load_teacher(paths.model("teacher"), "cpu")
     assert model.config.num_labels == 2 and model.config.num_hidden_layers == 2
+    assert model.config.id2label == {0: "negative", 1: "positive"}  # the task's label names travel with it
+    assert json.loads((paths.model("teacher") / "task.json").read_text())["name"] == "rotten_tomatoes"
     report = json.loads(paths.report("teacher_finetune").read_text())
     assert report["model"] == str(encoder) and report["best_lr"] == 1e-3  # the command line wins
     assert report["dev"]["n"] == 40 and report["runs"][0]["train_rows"] == 100

@@ -10,7 +10,7 @@ import pytest
 from conftest import one_line_error, run_stage
 from distill.io import UserError
 from distill.layout import TaskPaths
-from helpers import builtin_task
+from helpers import builtin_task, write_task_file
 from distill.teacher.logits import (RowReader, assemble, compute_shards, part_is_complete, part_path,
                                     prepare_work_dir, shard_table, work_dir_for)
 from distill.teacher.model import load_teacher, teacher_logits
@@ -161,7 +161,7 @@ def test_missing_text_column_is_a_user_error(tiny_teacher, tmp_path):
 
 
 def test_stage(tiny_teacher, tmp_path):
-    paths = TaskPaths("rotten_tomatoes", tmp_path / "data", tmp_path / "models")
+    paths = write_task_file(TaskPaths("rotten_tomatoes", tmp_path / "data", tmp_path / "models"))
     rows = write_transfer(paths.transfer, TASK, n=90)
     shutil.copytree(tiny_teacher, paths.model("teacher"))
     write_params(tmp_path, teacher_logits={"bf16": False}, teacher={"max_length": 64},
@@ -173,7 +173,7 @@ def test_stage(tiny_teacher, tmp_path):
     want = teacher_logits(model, tok, rows["sentence"].tolist(), batch_size=90, max_length=64, progress=False)
     np.testing.assert_allclose(np.stack(got["logits"].to_numpy()), want, atol=1e-5)
     assert pq.ParquetFile(paths.logits).num_row_groups == 3  # one per shard of 40 rows
-    assert sorted(p.name for p in paths.data.iterdir()) == ["teacher_logits.parquet", "transfer.parquet"]
+    assert sorted(p.name for p in paths.data.iterdir()) == ["task.json", "teacher_logits.parquet", "transfer.parquet"]
     paths.transfer.unlink()
     proc = run_stage("teacher_logits.py", "--task", "rotten_tomatoes", *cli_dirs(tmp_path, "data", "models", "params"),
                      check=False)

@@ -218,7 +218,7 @@ def stratified_split(df: pd.DataFrame, dev: float, test: float, seed: int, label
         parts["test"].append(rows[n_dev:n_dev + n_test])
         parts["train"].append(rows[n_dev + n_test:])
     return {split: df.iloc[np.sort(np.concatenate(chunks))].reset_index(drop=True)
-            for split, chunks in parts.items()}
+            for split, chunks in parts.items() if split != "test" or test > 0}
 
 
 def check_classes(frames: dict[str, pd.DataFrame], labels: tuple[str, ...], displays: dict[str, str]) -> None:
