@@ -719,8 +719,8 @@ def test_corrupt_resume_part_is_recomputed(wide_teacher, tmp_path, damage):
     assert res.rc == 0 and "Traceback" not in res.err, res.err[-3000:]
     assert "resuming" in res.err and "recomputing" in res.err
     pd.testing.assert_frame_equal(pd.read_parquet(out), want)
-    assert sorted(p.name for p in out.parent.iterdir()) == ["dev.parquet", "teacher_logits.parquet", "test.parquet",
-                                                           "train.parquet", "transfer.parquet"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["dev.parquet", "task.json", "teacher_logits.parquet",
+                                                           "test.parquet", "train.parquet", "transfer.parquet"]
 
 
 # ---- row: kill -9 during an atomic write; stale scratch ------------------------------------------------------------
@@ -801,7 +801,7 @@ def _check_after_kill(folder: Path, names, refs: list[dict], inputs=()) -> None:
                 os.kill(pid, 0)
 
 
-DOWNLOAD_OUTS = ("train.parquet", "dev.parquet", "test.parquet", "download.json")
+DOWNLOAD_OUTS = ("train.parquet", "dev.parquet", "test.parquet", "task.json", "download.json")
 
 
 def test_kill_9_download_leaves_one_complete_set_and_a_rerun_cleans_up(tmp_path):
@@ -828,7 +828,8 @@ def test_kill_9_download_leaves_one_complete_set_and_a_rerun_cleans_up(tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == sorted(DOWNLOAD_OUTS)
 
 
-AUGMENT_INPUTS = ("train.parquet", "dev.parquet", "test.parquet", "postag.parquet", "tag_unigrams.parquet")
+AUGMENT_INPUTS = ("train.parquet", "dev.parquet", "test.parquet", "task.json", "postag.parquet",
+                  "tag_unigrams.parquet")
 
 
 def test_kill_9_augment_leaves_old_or_new_transfer_and_a_rerun_cleans_up(tmp_path):
@@ -852,7 +853,8 @@ def test_kill_9_augment_leaves_old_or_new_transfer_and_a_rerun_cleans_up(tmp_pat
                 tmp_path / "p1.yaml").rc == 0
     assert _outputs(folder, ["transfer.parquet"]) == refs[0]
     assert sorted(p.name for p in folder.iterdir()) == ["dev.parquet", "postag.parquet", "tag_unigrams.parquet",
-                                                       "test.parquet", "train.parquet", "transfer.parquet"]
+                                                       "task.json", "test.parquet", "train.parquet",
+                                                       "transfer.parquet"]
 
 
 # ---- What to build: the README section ---------------------------------------------------------------------------
