@@ -46,7 +46,8 @@ def main(
                       logits_shard_rows=logits_shard_rows)
     paths = TaskPaths(task, data_dir, models_dir)
     t = load_task(paths)
-    state = PartialState()
+    # one process, or one per `accelerate launch --num_processes N` rank; without CUDA the ranks talk over gloo
+    state = PartialState(cpu=not torch.cuda.is_available())
     device = state.device
     if device.type == "cpu":  # the cores are split between the processes sharing this machine
         torch.set_num_threads(max(1, (run.threads or usable_cores()) // state.num_processes))

@@ -52,16 +52,19 @@ def copy_repo(dest: Path) -> None:
             shutil.copy2(REPO / ".dvc" / name, dest / ".dvc" / name)
 
 
-def run(cwd: Path, *cmd: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=ENV, timeout=timeout)
+def run(cwd: Path, *cmd: str, check: bool = True, timeout: float = 600,
+        env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env={**ENV, **(env_extra or {})},
+                          timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}) in {cwd}:\n"
                              f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
 
 
-def dvc(cwd: Path, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    return run(cwd, sys.executable, "-m", "dvc", *args, check=check, timeout=timeout)
+def dvc(cwd: Path, *args: str, check: bool = True, timeout: float = 600,
+        env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    return run(cwd, sys.executable, "-m", "dvc", *args, check=check, timeout=timeout, env_extra=env_extra)
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

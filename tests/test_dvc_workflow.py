@@ -184,3 +184,20 @@ def test_shared_cache_fresh_clone_and_selective_rerun(repo, tmp_path):
     diff = dvc(clone, "metrics", "diff").stdout
     assert f"metrics/{TASK}/student.json" in diff, diff
     assert "params.total" in diff, diff
+
+
+# ---- (f) metrics made for comparison: `dvc exp show` -----------------------------------------------------------
+NARROW = ".*sentences_per_s|.*gflops|models/.*|metrics/.*|data/.*"  # the README's view without timings and hashes
+
+
+def test_exp_show_names_need_no_file_prefix_and_the_narrow_view_fits_160_columns(repo):
+    dvc(repo, "exp", "run", "-n", "alpha-half", "-S", "student.alpha=0.5", timeout=300)
+    wide = dvc(repo, "exp", "show", "--only-changed", "--no-pager", env_extra={"COLUMNS": "1000"}).stdout
+    header = wide.splitlines()[1].split()
+    assert "rotten_tomatoes.student.dev.accuracy" in header and "student.alpha" in header
+    assert not [h for h in header if ".json:" in h], header  # unique names: no `metrics/...json:` prefixes
+    narrow = dvc(repo, "exp", "show", "--only-changed", "--no-pager", "--drop", NARROW,
+                 env_extra={"COLUMNS": "1000"}).stdout
+    assert max(len(line.rstrip()) for line in narrow.splitlines()) <= 160, narrow
+    assert "rotten_tomatoes.speedup" in narrow and "alpha-half" in narrow
+    dvc(repo, "exp", "remove", "alpha-half")

@@ -1,5 +1,8 @@
 """distill/teacher/logits.py and the teacher_logits stage: resumable, shardable logits for the transfer set."""
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -7,14 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import one_line_error, run_stage
+from conftest import REPO, one_line_error, run_stage
 from distill.io import UserError
 from distill.layout import TaskPaths
-from helpers import builtin_task, write_task_file
 from distill.teacher.logits import (RowReader, assemble, compute_shards, part_is_complete, part_path,
                                     prepare_work_dir, shard_table, work_dir_for)
 from distill.teacher.model import load_teacher, teacher_logits
-from helpers import cli_dirs, keyword_rows, write_params
+from helpers import builtin_task, cli_dirs, keyword_rows, write_params, write_task_file
 
 TASK = builtin_task("rotten_tomatoes")
 QQP = builtin_task("qqp")
@@ -178,3 +180,29 @@ def test_stage(tiny_teacher, tmp_path):
     proc = run_stage("teacher_logits.py", "--task", "rotten_tomatoes", *cli_dirs(tmp_path, "data", "models", "params"),
                      check=False)
     assert "transfer.parquet: file not found" in one_line_error(proc)
+
+
+def test_accelerate_launch_two_processes_matches_one_process(tiny_teacher, tmp_path):
+    """`accelerate launch --num_processes 2` (CPU, gloo): each process computes every other shard, the main one
+    assembles them; the output is byte-identical to one process (one thread each, so the sums agree)."""
+    outputs = {}
+    for name, launcher in (("one", [sys.executable]),
+                           ("two", [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                                    "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                                    "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1",
+                                    "--main_process_port", str(29500 + os.getpid() % 1000)])):
+        root = tmp_path / name
+        paths = write_task_file(TaskPaths("rotten_tomatoes", root / "data", root / "models"))
+        write_transfer(paths.transfer, TASK, n=150)
+        shutil.copytree(tiny_teacher, paths.model("teacher"))
+        write_params(root, teacher_logits={"bf16": False}, teacher={"max_length": 64},
+                     runtime={"threads": 1, "logits_batch_size": 8, "logits_shard_rows": 40})
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run([*launcher, str(REPO / "stages" / "teacher_logits.py"), "--task", "rotten_tomatoes",
+                               *cli_dirs(root, "data", "models", "params")], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        if name == "two":
+            assert "process 1/2: 2 of its 2 shard(s) to compute" in proc.stderr, proc.stderr[-3000:]
+        outputs[name] = paths.logits.read_bytes()
+    assert outputs["one"] == outputs["two"]
