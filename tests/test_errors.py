@@ -860,7 +860,7 @@ def test_kill_9_augment_leaves_old_or_new_transfer_and_a_rerun_cleans_up(tmp_pat
 # ---- What to build: the README section ---------------------------------------------------------------------------
 def test_readme_documents_errors_and_recovery():
     readme = (REPO / "README.md").read_text()
-    assert "Errors and recovery" in readme
-    section = readme.split("Errors and recovery", 1)[1][:4000]
+    assert "## Errors and recovery" in readme
+    section = readme.split("## Errors and recovery", 1)[1][:4000]
     for word in ("kill", ".distill-tmp", "teacher_logits", "resume"):
         assert word in section, word
