@@ -87,10 +87,9 @@ def own_data_repo(tmp_path_factory):
     })
     params["download"]["glue_mirror"] = str(glue)
     for task in TASKS:
-        params["augment"]["n_iter"][task] = 2
+        params["augment"]["n_iter"][task] = 1
         params["student"]["batch_size"][task] = 32
-    shrink_models(params, teacher, teacher_epochs=2, teacher_lr=3e-4, student_epochs=3, patience=2, shard_rows=500,
-                  max_sentences=32)
+    shrink_models(params, teacher, teacher_lr=3e-4, shard_rows=500, max_sentences=32)
     write_params(repo, params)
     git(repo, "init", "-q", "-b", "main")
     dvc(repo, "config", "core.analytics", "false")
