@@ -47,6 +47,15 @@ def tiny_teacher(tmp_path_factory) -> Path:
     return make_tiny_teacher(tmp_path_factory.mktemp("teacher") / "tiny")
 
 
+@pytest.fixture(scope="session")
+def tiny_dvc_repo(tmp_path_factory) -> Path:
+    """dvc_helpers.make_tiny_repo, built once per session: the default task's whole DAG run by `dvc repro` on the
+    tiny configuration and committed. test_pipeline reads it; test_dvc_workflow changes it and puts it back."""
+    from dvc_helpers import make_tiny_repo
+
+    return make_tiny_repo(tmp_path_factory.mktemp("tiny_dvc"))
+
+
 @pytest.fixture
 def shared_glue() -> Path:
     if not (SHARED_GLUE / "SST-2" / "dev.tsv").exists():

@@ -1,8 +1,8 @@
 """The DVC workflow on the tiny configuration (issue 12): exact re-runs, experiments that run their own code,
 relative paths under `dvc exp run --temp`, and a shared cache through a local-directory remote.
 
-The tiny pipeline runs once for the whole module (`tiny` fixture, ~1 min); every test leaves the copy as it found
-it (the committed baseline, `dvc status` clean).
+The tiny pipeline runs once per session (conftest's `tiny_dvc_repo`, ~1 min, shared with test_pipeline); every
+test leaves the copy as it found it (the committed baseline, `dvc status` clean).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 import pytest
 
 from dvc_helpers import (TASK, WHEEL_NAME, at, dry_stages, dvc, edited, exp_ref, git, lock, lock_dep_md5,
-                         make_tiny_repo, ran_stages, read_params, reset, run, set_param, status_stages,
+                         ran_stages, read_params, reset, run, set_param, status_stages,
                          write_params)
 
 UPSTREAM = at("download", "postag", "augment", "finetune_teacher", "teacher_logits", "teacher_vectors")
@@ -19,12 +19,8 @@ STUDENT_SIDE = at("train_student", "train_baseline", "evaluate", "benchmark")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dvc_workflow")
-    start = time.monotonic()
-    repo = make_tiny_repo(root)
-    print(f"tiny pipeline: {time.monotonic() - start:.0f} s")
-    return repo
+def tiny(tiny_dvc_repo):
+    return tiny_dvc_repo  # conftest: built once per session, shared with test_pipeline
 
 
 @pytest.fixture

