@@ -213,6 +213,13 @@ def make_student(vocab_size: int, *, pair: bool = False, multichannel: bool = Tr
     return model.eval()
 
 
+def small_student(seed: int, vocab, pair: bool = False, multichannel: bool = True, hidden: int = 7,
+                  num_labels: int = 3):
+    """make_student with the fast-path tests' shape: 5-d embeddings, hidden 7, FC 11, jittered weights."""
+    return make_student(len(vocab), pair=pair, multichannel=multichannel, embedding_dim=5, hidden=hidden, fc=11,
+                        num_labels=num_labels, seed=seed, jitter=0.3)
+
+
 def save_tiny_student(path: Path, texts: list[str], **kwargs) -> Path:
     """A student directory (config.json, model.pt, vocab.txt) with a vocabulary built from `texts`."""
     from distill.student.model import save_student

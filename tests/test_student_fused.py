@@ -4,29 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import make_student, random_texts
+from helpers import random_texts, small_student
 from distill.report.benchmark import run_benchmark, speed_metrics
 from distill.report.benchmark import reference_logits
 from distill.student.cell import FUSED_ISAS, compiled_cell, compiled_fused, fused_isas
 from distill.student.fast import FastStudent, recurrent_flop
 from distill.student.onnx import OnnxStudent
 from distill.student.model import count_parameters
-from distill.student.vocab import Vocab
 
 torch.set_num_threads(1)
-
-
-def random_model(seed, vocab, pair=False, multichannel=True, hidden=7, num_labels=3):
-    return make_student(len(vocab), pair=pair, multichannel=multichannel, embedding_dim=5, hidden=hidden, fc=11,
-                        num_labels=num_labels, seed=seed, jitter=0.3)
-
-
-@pytest.fixture(scope="module")
-def corpus():
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(40)] + ["it", "'s", "[MASK]", "n't", "é"]
-    vocab = Vocab.build(random_texts(rng, 200, words))
-    return rng, words, vocab
 
 
 # The fused kernel's builds this CPU runs (on an AVX-512 machine both: the AVX2 build is tested there too).
@@ -45,9 +31,9 @@ def make_fast(model, vocab, cell, **kw):
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("pair", [False, True])
 @pytest.mark.parametrize("multichannel", [False, True])
-def test_fast_logits_equal_reference(corpus, cell, pair, multichannel):
-    rng, words, vocab = corpus
-    model = random_model(1 + pair + 2 * multichannel, vocab, pair=pair, multichannel=multichannel)
+def test_fast_logits_equal_reference(student_corpus, cell, pair, multichannel):
+    rng, words, vocab = student_corpus
+    model = small_student(1 + pair + 2 * multichannel, vocab, pair=pair, multichannel=multichannel)
     first = random_texts(rng, 157, words)
     second = random_texts(rng, 157, words) if pair else None
     fast = make_fast(model, vocab, cell)
@@ -66,11 +52,11 @@ def test_fast_logits_equal_reference(corpus, cell, pair, multichannel):
 
 @pytest.mark.parametrize("cell", [c for c in CELLS if c == "c" or c.startswith("fused")])
 @pytest.mark.parametrize("pair", [False, True])
-def test_parallel_batches_equal_one_thread(corpus, cell, pair):
+def test_parallel_batches_equal_one_thread(student_corpus, cell, pair):
     """Batches spread over a thread pool give the single-thread result, in input order, and torch's thread
     count is restored afterwards."""
-    rng, words, vocab = corpus
-    model = random_model(7, vocab, pair=pair)
+    rng, words, vocab = student_corpus
+    model = small_student(7, vocab, pair=pair)
     first = random_texts(rng, 301, words)
     second = random_texts(rng, 301, words) if pair else None
     one = make_fast(model, vocab, cell, threads=1).logits(first, second, batch_size=16)
@@ -93,15 +79,15 @@ def long_texts(rng, n, words, max_len):
 @pytest.mark.skipif(not ISAS, reason="the fused kernel does not run or build here")
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("hidden", [1, 2, 4, 6, 8, 10, 12, 37, 150])  # every tail-panel shape of both builds
-def test_fused_equals_nn_lstm(corpus, isa, hidden):
+def test_fused_equals_nn_lstm(student_corpus, isa, hidden):
     """The fused kernel (both ISA builds) is the nn.LSTM model to 1e-5: single and pair, multichannel or not,
     empty texts, sequences long enough for c to grow, hidden sizes that exercise every panel shape. Its own
     seeded inputs (not the module's shared stream), so the check does not depend on which tests ran before; 2e-5:
     the vectorized exp is within 3 ulp, and 40 steps of it drift a few 1e-6 on logits of size ~0.4."""
-    _, words, vocab = corpus
+    _, words, vocab = student_corpus
     rng = np.random.default_rng(1000 + hidden)
     for pair, multichannel in [(False, True), (True, False)]:
-        model = random_model(hidden + pair, vocab, pair=pair, multichannel=multichannel, hidden=hidden)
+        model = small_student(hidden + pair, vocab, pair=pair, multichannel=multichannel, hidden=hidden)
         first = long_texts(rng, 61, words, 40)
         second = long_texts(rng, 61, words, 25) if pair else None
         fast = FastStudent(model, vocab, cell="fused", isa=isa)
@@ -116,10 +102,10 @@ def test_fused_equals_nn_lstm(corpus, isa, hidden):
 
 @pytest.mark.skipif(not ISAS, reason="the fused kernel does not run or build here")
 @pytest.mark.parametrize("isa", ISAS)
-def test_fused_first_products_are_bit_identical(corpus, isa):
+def test_fused_first_products_are_bit_identical(student_corpus, isa):
     """Step 1's product taken from the per-word table is exactly what the recurrence itself computes."""
-    rng, words, vocab = corpus
-    model = random_model(11, vocab, hidden=37)
+    rng, words, vocab = student_corpus
+    model = small_student(11, vocab, hidden=37)
     texts = long_texts(rng, 90, words, 30)
     fast = FastStudent(model, vocab, cell="fused", isa=isa)
     with_table = fast.encode(texts, batch_size=32).numpy()
@@ -128,9 +114,9 @@ def test_fused_first_products_are_bit_identical(corpus, isa):
 
 
 @pytest.mark.skipif(len(ISAS) < 2, reason="needs a CPU that runs both builds")
-def test_fused_isa_builds_agree(corpus):
-    rng, words, vocab = corpus
-    model = random_model(12, vocab, pair=True, hidden=150)
+def test_fused_isa_builds_agree(student_corpus):
+    rng, words, vocab = student_corpus
+    model = small_student(12, vocab, pair=True, hidden=150)
     first, second = long_texts(rng, 50, words, 30), long_texts(rng, 50, words, 30)
     a, b = (FastStudent(model, vocab, cell="fused", isa=isa).logits(first, second) for isa in ISAS)
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)  # same products; exp and 1/x differ in the last bits
@@ -156,10 +142,10 @@ def test_fused_vector_exp_is_accurate(isa):
 
 @pytest.mark.skipif(not ISAS, reason="the fused kernel does not run or build here")
 @pytest.mark.parametrize("isa", ISAS)
-def test_fused_classifier_equals_torch(corpus, isa):
-    _, _, vocab = corpus
+def test_fused_classifier_equals_torch(student_corpus, isa):
+    _, _, vocab = student_corpus
     for pair, hidden, labels in [(False, 150, 2), (True, 7, 3)]:
-        model = random_model(13, vocab, pair=pair, hidden=hidden, num_labels=labels)
+        model = small_student(13, vocab, pair=pair, hidden=hidden, num_labels=labels)
         fused, plain = FastStudent(model, vocab, cell="fused", isa=isa), FastStudent(model, vocab, cell="torch")
         for n in (0, 1, 5, 37):  # short last tiles too
             features = torch.randn(n, 2 * hidden * (4 if pair else 1))
@@ -167,9 +153,9 @@ def test_fused_classifier_equals_torch(corpus, isa):
                                        atol=1e-5, rtol=0)
 
 
-def test_cell_choice(corpus):
-    _, _, vocab = corpus
-    model = random_model(0, vocab)
+def test_cell_choice(student_corpus):
+    _, _, vocab = student_corpus
+    model = small_student(0, vocab)
     auto = FastStudent(model, vocab)
     if ISAS:
         assert (auto.cell, auto.isa) == ("fused", fused_isas()[0])
@@ -186,9 +172,9 @@ def test_cell_choice(corpus):
 
 
 @pytest.mark.parametrize("cell", [c for c in CELLS if c != "onnx"])
-def test_bad_ids_are_an_error(corpus, cell):
-    _, _, vocab = corpus
-    fast = make_fast(random_model(0, vocab), vocab, cell)
+def test_bad_ids_are_an_error(student_corpus, cell):
+    _, _, vocab = student_corpus
+    fast = make_fast(small_student(0, vocab), vocab, cell)
     with pytest.raises(ValueError):
         fast.encode_ids(np.array([1, len(vocab)]), np.array([2]))
     with pytest.raises(ValueError):
@@ -199,11 +185,11 @@ def test_recurrent_flop():
     assert recurrent_flop(10, 150) == 2 * 10 * 2 * 150 * 600
 
 
-def test_run_benchmark_record(corpus, tiny_teacher):
+def test_run_benchmark_record(student_corpus, tiny_teacher):
     from distill.teacher.model import load_teacher
 
-    rng, words, vocab = corpus
-    model = random_model(3, vocab, pair=True, num_labels=2)
+    rng, words, vocab = student_corpus
+    model = small_student(3, vocab, pair=True, num_labels=2)
     first, second = random_texts(rng, 40, words), random_texts(rng, 40, words)
     tmodel, tok = load_teacher(tiny_teacher, "cpu")
     res = run_benchmark(first, second, (model, vocab), (tmodel.eval(), tok), batch_size=16, repeats=2, max_length=128,
