@@ -94,7 +94,7 @@ def _where(source: str, name: str, key: str | None = None) -> str:
     return f"{source}: datasets.{name}{'.' + key if key else ''}"
 
 
-def _label_text(value) -> str:
+def label_text(value) -> str:
     """A label as the files compare it: 1, 1.0 and "1" are the same label."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -104,10 +104,10 @@ def _label_text(value) -> str:
 def _labels(raw, where: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """labels: [a, b, c] (names = values in the files) or {name: value_in_file, ...}, in id order."""
     if isinstance(raw, list):
-        names = values = tuple(_label_text(v) for v in raw)
+        names = values = tuple(label_text(v) for v in raw)
     elif isinstance(raw, dict):
         names = tuple(str(k) for k in raw)
-        values = tuple(_label_text(v) for v in raw.values())
+        values = tuple(label_text(v) for v in raw.values())
     else:
         raise UserError(f"{where} must be a list of label names in id order, or a mapping name: value-in-file")
     if len(names) < 2:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from distill.data.datasets import DatasetSpec, SourceFile, _label_text
+from distill.data.datasets import DatasetSpec, SourceFile, label_text
 from distill.data.fetch import download
 from distill.data.text import normalize
 from distill.io import UserError, sha256_file
@@ -162,14 +162,14 @@ def to_frame(records: list[Record], spec: DatasetSpec, columns: tuple[str, ...],
         if rec.values is None:
             report.drop(rec.where, "malformed", rec.problem)
             continue
-        if any(c not in rec.values for c in (*spec.text, spec.label)):
-            absent = next(c for c in (*spec.text, spec.label) if c not in rec.values)
+        absent = next((c for c in (*spec.text, spec.label) if c not in rec.values), None)
+        if absent is not None:
             report.drop(rec.where, "malformed", f"no {absent!r}")
             continue
         raw_label = rec.values[spec.label]
-        label = ids.get(_label_text(raw_label)) if raw_label is not None else None
+        shown = "" if raw_label is None else label_text(raw_label)
+        label = ids.get(shown) if raw_label is not None else None
         if label is None:
-            shown = "" if raw_label is None else _label_text(raw_label)
             if shown not in report.unknown_labels:
                 report.unknown_labels.append(shown)
             report.drop(rec.where, "unknown_label", f"unknown label {shown!r}")
