@@ -72,6 +72,39 @@ def test_padding_does_not_change_the_encoding():
     assert torch.equal(short, padded)
 
 
+def _packed_reference(model, ids, lengths):
+    """The encoder as nn.LSTM over a packed sequence: the textbook form the padded two-call forward replaces."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+    enc = model.encoder
+    packed = pack_padded_sequence(enc.embed(ids), lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
+    _, (h_n, _) = enc.lstm(packed)
+    return torch.cat([h_n[0], h_n[1]], dim=-1)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_encoder_matches_packed_nn_lstm_values_and_gradients(training):
+    torch.manual_seed(3)
+    model = make_student(40, hidden=7, embedding_dim=5, jitter=0.1).train(training)
+    lengths = torch.tensor([5, 1, 3, 0, 5, 2])  # ties, a one-token row, an empty row (clamped to 1 token)
+    ids = torch.randint(1, 40, (6, 5)) * (torch.arange(5)[None, :] < lengths[:, None].clamp(min=1))
+    fast = model.encoder(ids, lengths)
+    ref = _packed_reference(model, ids, lengths)
+    assert torch.allclose(fast, ref, atol=1e-6)
+    weights = [p for p in model.encoder.parameters() if p.requires_grad]
+    probe = torch.randn_like(ref)
+    grads = torch.autograd.grad((fast * probe).sum(), weights)
+    ref_grads = torch.autograd.grad((ref * probe).sum(), weights)
+    for g, r in zip(grads, ref_grads):
+        assert torch.allclose(g, r, atol=1e-5), (g - r).abs().max()
+
+
+def test_reverse_rows_reverses_each_rows_tokens_and_keeps_padding():
+    from distill.student.model import reverse_rows
+    x = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0], [6, 0, 0, 0]]).unsqueeze(-1)
+    out = reverse_rows(x, torch.tensor([3, 2, 1])).squeeze(-1)
+    assert out.tolist() == [[3, 2, 1, 0], [5, 4, 0, 0], [6, 0, 0, 0]]
+
+
 def test_saved_student_reloads_and_predicts_identically(tmp_path):
     vocab = Vocab.build(TEXTS)
     model = make_student(len(vocab), pair=True, num_labels=3)

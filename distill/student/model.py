@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from distill.io import UserError, atomic_path
 from distill.student.vocab import Vocab
@@ -62,11 +61,36 @@ class BiLSTMEncoder(nn.Module):
         self.lstm = nn.LSTM(self.embed.output_dim, cfg.hidden, num_layers=1, bidirectional=True, batch_first=True)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """ids (B, T) right-padded, lengths (B,) >= 1 -> (B, 2*hidden): [forward last, backward last]."""
-        packed = pack_padded_sequence(self.embed(ids), lengths.cpu().clamp(min=1), batch_first=True,
-                                      enforce_sorted=False)
-        _, (h_n, _) = self.lstm(packed)  # h_n: (2, B, hidden), already in the input's batch order
-        return torch.cat([h_n[0], h_n[1]], dim=-1)
+        """ids (B, T) right-padded, lengths (B,) >= 1 -> (B, 2*hidden): [forward last, backward last].
+
+        The same maths as nn.LSTM over a packed sequence, run as two whole-sequence LSTM calls on padded input
+        (the backward direction on each row's tokens reversed, pads still at the end) and read at each row's
+        last token: a packed sequence makes torch step through time op by op, and its backward pass zero-fills
+        an input-sized gradient per step (measured: 1.4x slower training on one CPU core, batch 50)."""
+        x = self.embed(ids)
+        lengths = lengths.to(x.device).clamp(min=1)
+        last = (lengths - 1).view(-1, 1, 1).expand(-1, 1, self.lstm.hidden_size)
+        finals = []
+        for backward, inputs in ((False, x), (True, reverse_rows(x, lengths))):
+            h0 = x.new_zeros(1, x.shape[0], self.lstm.hidden_size)
+            out, _, _ = torch.lstm(inputs, (h0, h0), list(self.direction_weights(backward)), True, 1, 0.0,
+                                   self.training, False, True)
+            finals.append(out.gather(1, last).squeeze(1))  # padding comes after the last token: no effect
+        return torch.cat(finals, dim=-1)
+
+    def direction_weights(self, backward: bool) -> tuple[torch.Tensor, ...]:
+        """(W_ih, W_hh, b_ih, b_hh) of one direction, as parameters (gradients flow)."""
+        suffix = "_reverse" if backward else ""
+        return tuple(getattr(self.lstm, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih",
+                                                                           "bias_hh"))
+
+
+def reverse_rows(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """x (B, T, E) right-padded -> each row's first lengths[b] steps in reverse order, padding left in place."""
+    steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+    n = lengths.unsqueeze(1)
+    order = torch.where(steps < n, n - 1 - steps, steps)
+    return x.gather(1, order.unsqueeze(-1).expand(-1, -1, x.shape[2]))
 
 
 class StudentClassifier(nn.Module):
@@ -88,10 +112,7 @@ class StudentClassifier(nn.Module):
 
     def lstm_weights(self, backward: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(W_ih (4H, E), W_hh (4H, H), b_ih, b_hh) of one direction, PyTorch gate order i, f, g, o."""
-        suffix = "_reverse" if backward else ""
-        lstm = self.encoder.lstm
-        return tuple(getattr(lstm, f"{name}_l0{suffix}").detach()
-                     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        return tuple(w.detach() for w in self.encoder.direction_weights(backward))
 
     def classifier_layers(self) -> tuple[nn.Linear, nn.Linear]:
         """(hidden FC, output FC); a ReLU sits between them."""
