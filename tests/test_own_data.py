@@ -2,8 +2,8 @@
 
 One tiny repository runs four tasks side by side: a CSV task (3 classes, train/dev/test files), a JSON Lines
 sentence-pair task (2 classes, one file split here), a Parquet 4-class task with integer labels named in
-params.yaml, and MNLI from a GLUE-layout folder holding the real dev_matched / dev_mismatched rows of
-tests/fixtures/mnli. Every output is checked against the data it came from."""
+params.yaml, and MNLI from a GLUE-layout folder holding the real train / dev_matched / dev_mismatched rows
+of tests/fixtures/mnli. Every output is checked against the data it came from."""
 import json
 import shutil
 import subprocess
@@ -18,9 +18,6 @@ from dvc_helpers import REPO, copy_repo, dvc, git, read_params, shrink_models, w
 from helpers import make_tiny_teacher, ticket_texts
 
 FIXTURE = REPO / "tests" / "fixtures" / "mnli"
-# GLUE's MNLI/train.tsv has one annotator label; its dev files have five
-MNLI_TRAIN_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
-                     "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label")
 TASKS = ["tickets_csv", "pairs_jsonl", "topics_parquet", "mnli"]
 
 
@@ -48,20 +45,11 @@ def _write_user_files(root: Path) -> None:
 
 
 def _write_mnli_mirror(root: Path) -> Path:
-    """GLUE layout: MNLI/train.tsv made here (with a stray double quote), the fixture's real dev files."""
+    """GLUE layout with the fixture's real MNLI rows: MNLI/train.tsv, dev_matched.tsv, dev_mismatched.tsv."""
     folder = root / "glue" / "MNLI"
     folder.mkdir(parents=True)
-    for name in ("dev_matched.tsv", "dev_mismatched.tsv"):
+    for name in ("train.tsv", "dev_matched.tsv", "dev_mismatched.tsv"):
         shutil.copy(FIXTURE / name, folder / name)
-    lines = [MNLI_TRAIN_HEADER]
-    gold = ("contradiction", "entailment", "neutral")
-    texts = ticket_texts(120, ["billing", "bug", "feature"], seed=5)
-    for i in range(60):
-        first = texts[2 * i][0] if i != 7 else '"' + texts[2 * i][0]  # a quote that never closes
-        fields = [str(i), str(1000 + i), f"{1000 + i}x", "telephone", "", "", "", "", first, texts[2 * i + 1][0],
-                  gold[i % 3], gold[i % 3]]
-        lines.append("\t".join(fields))
-    (folder / "train.tsv").write_text("\n".join(lines) + "\n")
     return folder.parent
 
 
@@ -170,17 +158,21 @@ def test_parquet_four_class_task_maps_integer_labels(own_data_repo):
 def test_mnli_fixture_reports_matched_and_mismatched(own_data_repo):
     repo = own_data_repo
     dev = pd.read_parquet(repo / "data" / "mnli" / "dev.parquet")
-    assert dev["split"].tolist() == ["dev_matched"] * 5 + ["dev_mismatched"] * 3
-    assert dev["label"].tolist() == [2, 0, 1, 0, 0, 0, 2, 1]  # contradiction, entailment, neutral = 0, 1, 2
+    assert dev["split"].tolist() == ["dev_matched"] * 5 + ["dev_mismatched"] * 5
+    assert dev["label"].tolist() == [2, 0, 1, 0, 0, 0, 0, 1, 0, 1]  # contradiction, entailment, neutral = 0, 1, 2
     assert dev["sentence2"][0] == "everyone really likes the newest benefits"  # the trailing space is gone
     train = pd.read_parquet(repo / "data" / "mnli" / "train.parquet")
-    assert len(train) == 60 and train["sentence1"][7].startswith('" ')  # the stray quote kept its row alone
+    assert len(train) == 18  # no row swallowed by a quote
+    quoted = train[train["sentence1"].str.startswith("he guesses")].iloc[0]  # GLUE train row 23271
+    assert quoted["sentence1"] == 'he guesses " mrs. vandemeyer eyed him scornfully .'  # a lone quote, kept
+    assert quoted["sentence2"] == '" he guesses " mrs. vandemeyer looked at him with disgust .'  # a quoting
+    # reader would drop these quotes (pandas' default gives 'He guesses Mrs. Vandemeyer looked ...')
     for kind in ("teacher", "student", "baseline"):
         scores = _json(repo / "metrics" / "mnli" / f"{kind}.json")["mnli"][kind]
         assert {"dev_matched", "dev_mismatched"} <= set(scores)
         assert set(scores["dev_mismatched"]) == {"accuracy", "macro_f1"}
     report = _json(repo / "metrics" / "mnli" / "reports" / "evaluate.json")
-    assert report["models"]["student"]["dev_mismatched"]["n"] == 3
+    assert report["models"]["student"]["dev_mismatched"]["n"] == 5
 
 
 def test_everything_is_up_to_date_and_shown(own_data_repo):
