@@ -28,7 +28,7 @@ from distill.io import UserError, get_logger
 from distill.layout import LABEL
 from distill.report.metrics import accuracy, f1_positive, split_metrics
 from distill.tasks import Task
-from distill.teacher.model import encode, load_tokenizer, teacher_logits, uses_token_types
+from distill.teacher.model import check_bf16, encode, load_tokenizer, teacher_logits, uses_token_types
 from distill.teacher.mpnet import mpnet_model_dir
 
 log = get_logger("finetune")
@@ -113,7 +113,9 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
              task.dev_split, len(dev_ds), list(cfg.learning_rates))
 
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
+    # mixed precision: bf16 autocast where asked (a GPU without bf16 falls back to fp16, as it always did)
+    bf16 = cfg.bf16 and torch.cuda.is_bf16_supported() if cuda else check_bf16(cfg.bf16, torch.device("cpu"),
+                                                                               "teacher.bf16")
     steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * PartialState().num_processes))
     if cfg.evals_per_epoch > 1:  # evaluate and save every this many optimizer steps
         schedule = {"eval_strategy": "steps", "save_strategy": "steps",
@@ -148,7 +150,8 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
                 optim="adamw_torch", **schedule, save_only_model=True,
                 save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="accuracy",
                 greater_is_better=True, logging_strategy="steps", logging_steps=logging_steps,
-                train_sampling_strategy="group_by_length", bf16=bf16, fp16=cuda and not bf16, report_to="none",
+                train_sampling_strategy="group_by_length", bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda,
+                report_to="none",
                 seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0, dataloader_pin_memory=cuda,
                 remove_unused_columns=False)
             trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
@@ -186,7 +189,7 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
     best_model.to("cpu")
     dev_metrics = split_metrics(dev_df[LABEL].to_numpy(), preds, with_f1=task.f1, positive=task.f1_index,
                                 num_labels=task.num_labels)
-    report = {"model": cfg.model, "task": task.name, "dev_split": task.dev_split, "runs": runs,
+    report = {"model": cfg.model, "task": task.name, "dev_split": task.dev_split, "bf16": bf16, "runs": runs,
               "best_lr": best["lr"], "best_epoch": best["epoch"], "dev": dev_metrics,
               "train_wall_s": round(sum(r["train_wall_s"] for r in runs), 2)}
     return (best_model, tokenizer, report,

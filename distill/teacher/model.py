@@ -105,14 +105,13 @@ def pad_batch(items: list, pad_id: int, with_types: bool = True) -> dict[str, to
     return batch
 
 
-def check_bf16(bf16: bool, device: torch.device) -> bool:
-    """bf16 is the param's choice, never the hardware's; a device that cannot do it at all is an error."""
+def check_bf16(bf16: bool, device: torch.device, key: str = "teacher_logits.bf16") -> bool:
+    """bf16 is the param's (`key`) choice, never the hardware's; a device that cannot do it at all is an error."""
     if bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise UserError(f"teacher_logits.bf16 is true but {torch.cuda.get_device_name(device)} has no bf16; "
-                        "set it to false")
+        raise UserError(f"{key} is true but {torch.cuda.get_device_name(device)} has no bf16; set it to false")
     if bf16 and device.type == "cpu" and not cpu_supports_bf16():
         log.warning("bf16 on a CPU without AVX512-BF16/AMX is emulated: slower than fp32 here "
-                    "(-S teacher_logits.bf16=false), same results as on a CPU that has it up to float order")
+                    "(-S %s=false), same results as on a CPU that has it up to float order", key)
     return bf16
 
 

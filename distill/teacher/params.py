@@ -29,6 +29,8 @@ class TeacherParams(Params):
     max_train_examples: int = param(integer(0), "Fine-tune on a seeded subset of this many rows (0 = all).")
     evals_per_epoch: int = param(integer(1), "Dev evaluations per epoch, each a candidate for the kept checkpoint.")
     seed: int = param(integer(), "Seed of the subset, classifier-head init and data order.")
+    bf16: bool = param(boolean, "bf16 autocast for fine-tuning: faster on GPUs and CPUs with AVX512-BF16/AMX, "
+                       "slower elsewhere (false = fp32 on a CPU; a GPU without bf16 uses fp16).")
 
 
 @dataclass(frozen=True)
