@@ -6,6 +6,9 @@
   and torch's tanh is slow on CPU).
 * `compiled_fused(isa)`: the "fused" path, the whole recurrence in C (matmul micro-kernel + gates per tile of rows,
   see _FUSED_C), one build per instruction set (AVX-512 or AVX2+FMA), picked at run time from the CPU's flags.
+* `compiled_lowp(build)`: the same recurrence with a reduced-precision product h W_hh^T (LOWP_BUILDS: bf16 with
+  AVX512-BF16, int8 with AVX-512 VNNI or AVX2), built from the same source; used only when a caller asks for a
+  precision (FastStudent(precision=...), benchmark.precision), never chosen on its own.
 """
 from __future__ import annotations
 
