@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 from distill.report.benchmark import fp32_peak_gflops, reference_logits, student_tokens  # noqa: E402
 from distill.runtime import cpu_name, cpu_vector_flags, usable_cores  # noqa: E402
-from distill.student.cell import compiled_cell, compiled_fused, fused_isas  # noqa: E402
+from distill.student.cell import compiled_cell, compiled_fused, compiled_lowp, fused_isas, lowp_builds  # noqa: E402
 from distill.student.fast import FastStudent, recurrent_flop, torch_threads  # noqa: E402
 from distill.student.model import StudentClassifier, StudentConfig, count_parameters  # noqa: E402
 from distill.student.onnx import OnnxStudent  # noqa: E402
@@ -82,6 +82,9 @@ def main():
                     help="sentences the nn.LSTM reference checks every path on (0 = all)")
     ap.add_argument("--extra-paths", action="store_true", help="also time the torch-ops cell, onnxruntime, nn.LSTM")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--reduced", action="store_true",
+                    help="also time every reduced-precision build this CPU runs (bf16 / int8 recurrent product, "
+                         "1 thread; NOT exact: their logit differences are printed like the others')")
     args = ap.parse_args()
 
     cores = args.threads or usable_cores()
@@ -121,6 +124,9 @@ def main():
         paths += [("old: c cell", cores, FastStudent(model, vocab, cell="c", threads=cores)),
                   (f"new: fused {isas[0]}", cores, FastStudent(model, vocab, cell="fused", isa=isas[0],
                                                                threads=cores))]
+    if args.reduced:
+        paths += [(f"reduced: {b}", 1, FastStudent(model, vocab, precision=b, threads=1))
+                  for b in lowp_builds() if compiled_lowp(b) is not None]
     if args.extra_paths:
         paths += [("torch-ops cell", 1, FastStudent(model, vocab, cell="torch")),
                   ("onnxruntime", 1, OnnxStudent(model, vocab, threads=1))]

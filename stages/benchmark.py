@@ -1,7 +1,8 @@
 """benchmark stage (§5.2): teacher vs student parameters and inference time on every training sentence ->
 metrics/<task>/speed.json (the figures that compare runs), metrics/<task>/reports/benchmark.json (device, CPU
 flags, every path's timings) and metrics/<task>/plots/accuracy_vs_speed.csv (Table 1 x Table 2: dev accuracy
-against sentences/s for teacher, student and baseline)."""
+against sentences/s for teacher, student and baseline). With benchmark.precision other than exact it also times
+the reduced-precision student path and scores it and the exact path on the labelled dev rows (under `reduced`)."""
 from __future__ import annotations
 
 import sys
@@ -16,10 +17,12 @@ import typer  # noqa: E402
 
 from distill import config  # noqa: E402
 from distill.report.params import BenchmarkParams as P  # noqa: E402
-from distill.io import get_logger, publish, read_parquet, run_cli, write_csv, write_json  # noqa: E402
-from distill.layout import MODEL_KINDS, TaskPaths  # noqa: E402
+from distill.data.splits import labelled, read_split, texts_of  # noqa: E402
+from distill.io import UserError, get_logger, publish, read_parquet, run_cli, write_csv, write_json  # noqa: E402
+from distill.layout import LABEL, MODEL_KINDS, TaskPaths  # noqa: E402
 from distill.report.benchmark import run_benchmark, scored_accuracy, speed_metrics, time_fast_path  # noqa: E402
 from distill.runtime import device as default_device, set_threads, usable_cores  # noqa: E402
+from distill.student.cell import lowp_build_for  # noqa: E402
 from distill.student.model import load_student  # noqa: E402
 from distill.tasks import load_task  # noqa: E402
 from distill.teacher.model import load_teacher  # noqa: E402
@@ -35,6 +38,7 @@ def main(
     repeats: Optional[int] = typer.Option(None, help=P.help("repeats")),
     max_sentences: Optional[int] = typer.Option(None, help=P.help("max_sentences")),
     max_length: Optional[int] = typer.Option(None, help=P.help("max_length")),
+    precision: Optional[str] = typer.Option(None, help=P.help("precision")),
     skip_teacher: bool = typer.Option(False, help="Time the student only (no teacher model needed)."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda. Default: cuda if available, else cpu."),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
@@ -43,13 +47,14 @@ def main(
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
     cfg = config.load(P, task, params_file, batch_size=batch_size, repeats=repeats, max_sentences=max_sentences,
-                      max_length=max_length)
+                      max_length=max_length, precision=precision)
     dev = torch.device(device) if device else default_device()
     set_threads(usable_cores())  # the paper's setting is a whole device
     paths = TaskPaths(task, data_dir, models_dir, metrics_dir)
     spec = load_task(paths)
     # the accuracy axis of the accuracy-vs-speed chart; read first, so a missing score fails before the timing
     dev_accuracy = {kind: scored_accuracy(paths.scores(kind), task, kind, spec.dev_split) for kind in MODEL_KINDS}
+    dev_rows = reduced_precision_check(cfg.precision, dev, paths, spec)
     df = read_parquet(paths.train, columns=list(spec.text_columns))
     if cfg.max_sentences:
         df = df.iloc[:cfg.max_sentences]
@@ -60,7 +65,7 @@ def main(
     teacher = None if skip_teacher else load_teacher(paths.model("teacher"), dev)
     log.info("read %s%s", paths.model("student"), "" if skip_teacher else f" and {paths.model('teacher')}")
     report = run_benchmark(first, second, student, teacher, cfg.batch_size, cfg.repeats, cfg.max_length, dev,
-                           progress=True, log=log)
+                           progress=True, log=log, precision=cfg.precision, dev=dev_rows)
     report["baseline"] = time_fast_path(*load_student(paths.model("baseline")), first, second, cfg.batch_size,
                                         cfg.repeats)
     report["task"] = task
@@ -75,7 +80,28 @@ def main(
     log.info("student (%s): %.3f s, %.0f sentences/s%s", st["path"], st["seconds"], st["sentences_per_s"],
              f"; teacher {report['teacher']['seconds']:.1f} s; speed-up {report['speedup']:.0f}x"
              if teacher is not None else "")
+    if "reduced" in report:
+        r = report["reduced"]
+        log.info("reduced precision (%s): %.3f s%s; dev accuracy %.4f (exact %.4f)", r["build"], r["seconds"],
+                 f", speed-up {r['speedup']:.0f}x" if "speedup" in r else "", r["dev"]["accuracy"],
+                 r["dev"]["exact_accuracy"])
     log.info("wrote %s, %s and %s", paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv")
+
+
+def reduced_precision_check(precision: str, dev: torch.device, paths: TaskPaths, spec) -> tuple | None:
+    """For a reduced precision: fail now (before any timing) if this CPU cannot run it, and return the labelled
+    dev rows (first, second or None, labels) both paths are scored on; None for exact."""
+    if precision == "exact":
+        return None
+    if dev.type != "cpu":
+        raise UserError(f"--precision {precision}: the reduced-precision student is a CPU kernel; use --device cpu")
+    try:
+        lowp_build_for(precision)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    rows = labelled(read_split(paths, spec, spec.dev_split))
+    texts = texts_of(rows, spec)
+    return texts[0], texts[1] if spec.is_pair else None, rows[LABEL].to_numpy()
 
 
 if __name__ == "__main__":

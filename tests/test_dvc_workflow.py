@@ -59,6 +59,7 @@ PARAM_CHANGES = [
     ("teacher.max_length", 24, at("finetune_teacher", "teacher_logits", "evaluate", "benchmark")),
     ("teacher_logits.bf16", True, at("teacher_logits")),
     ("benchmark.repeats", 2, at("benchmark")),
+    ("benchmark.precision", "int8", at("benchmark")),
     ("runtime.threads", 2, set()),
     ("runtime.download_retries", 1, set()),
     ("runtime.download_timeout_s", 5, set()),

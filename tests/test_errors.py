@@ -433,6 +433,8 @@ PARAM_CASES = {
     "archive_sha256 not hex": (["download.py"], {"download.archive_sha256": "xyz"}, ["download.archive_sha256"]),
     "download_retries 0": (["download.py"], {"runtime.download_retries": 0}, ["runtime.download_retries"]),
     "benchmark repeats 0": (["benchmark.py", "--skip-teacher"], {"benchmark.repeats": 0}, ["benchmark.repeats"]),
+    "benchmark precision enum": (["benchmark.py", "--skip-teacher"], {"benchmark.precision": "fp16"},
+                                 ["benchmark.precision", "exact, bf16, int8, auto", "got 'fp16'"]),
 }
 
 

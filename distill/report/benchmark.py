@@ -12,6 +12,10 @@ The fast path's `gflops` is the recurrence's matmul work (every token, both dire
 seconds, beside `peak_gflops`, one core's measured fp32 peak (a large torch matmul on one thread) and, with the
 fused cell, `fma_peak_gflops` (its build's FMA throughput on one core); the fast path ran on `fast_threads`
 threads, so `gflops_per_core` is the figure to hold against the peaks.
+Reduced precision (`benchmark.precision` other than exact; never chosen on its own): the fast path with a bf16 or
+int8 recurrent product is ALSO timed, right after the exact paths in the same run, and reported apart under
+`reduced` (never as the student): its timings, speed-up over the teacher, logit distance to the reference and to
+the exact fast path, argmax agreement with the exact path, and both paths' dev accuracy.
 """
 from __future__ import annotations
 
@@ -126,10 +130,48 @@ def reference_logits(model: StudentClassifier, vocab: Vocab, first: Sequence[str
 
 
 
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """The share of rows whose argmax (predicted class) is the same in both (1.0 for no rows)."""
+    return float((a.argmax(1) == b.argmax(1)).mean()) if len(a) else 1.0
+
+
+def dev_scores(exact: FastStudent, reduced: FastStudent, dev: tuple, batch_size: int) -> dict:
+    """Both fast paths on the labelled dev rows dev = (first, second or None, labels): accuracies, agreement."""
+    first, second, labels = dev
+    want, got = (fast.logits(first, second, batch_size) for fast in (exact, reduced))
+    labels = np.asarray(labels)
+    accuracy = lambda out: float((out.argmax(1) == labels).mean()) if len(labels) else 0.0  # noqa: E731
+    return {"examples": len(labels), "accuracy": accuracy(got), "exact_accuracy": accuracy(want),
+            "accuracy_change_points": 100 * (accuracy(got) - accuracy(want)),
+            "argmax_agreement_with_exact": agreement(got, want),
+            "max_abs_logit_diff_vs_exact": float(np.abs(got - want).max()) if len(labels) else 0.0}
+
+
+def benchmark_reduced(model: StudentClassifier, vocab: Vocab, precision: str, first: Sequence[str],
+                      second: Sequence[str] | None, batch_size: int, repeats: int, outputs: dict,
+                      dev: tuple | None, log=None) -> dict:
+    """The reduced-precision fast path, timed like the others; compared with the exact paths' `outputs`."""
+    reduced = FastStudent(model, vocab, precision=precision)
+    reduced.logits(_head(first), _head(second), batch_size)  # warm-up, not timed
+    n_sent = len(first) * (2 if second is not None else 1)
+    times, got = time_runs(lambda: reduced.logits(first, second, batch_size), repeats, torch.device("cpu"))
+    ref, exact = outputs["reference"], outputs["fast"]
+    out = {"precision": precision, "build": reduced.precision, **summary(times, n_sent),
+           "max_abs_logit_diff_vs_reference": float(np.abs(got - ref).max()) if len(ref) else 0.0,
+           "max_abs_logit_diff_vs_exact": float(np.abs(got - exact).max()) if len(ref) else 0.0,
+           "argmax_agreement_with_exact": agreement(got, exact)}
+    if dev is not None:
+        out["dev"] = dev_scores(FastStudent(model, vocab), reduced, dev, batch_size)
+    if log:
+        log.info("student fast, %s: %.3f s (median of %d)", reduced.precision, out["seconds"], len(times))
+    return out
+
+
 def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[str], second: Sequence[str] | None,
                       batch_size: int, repeats: int, device: torch.device, progress: bool = False,
-                      log=None) -> dict:
-    """Time every student path on the same input, check they agree, report the fastest as the student."""
+                      log=None, precision: str = "exact", dev: tuple | None = None) -> dict:
+    """Time every student path on the same input, check they agree, report the fastest as the student; with a
+    reduced `precision`, also the reduced fast path (under "reduced"; dev = labelled dev rows, see dev_scores)."""
     n_sent = len(first) * (2 if second is not None else 1)
     paths: dict[str, Callable] = {}
     ref_model = model.to(device).eval()
@@ -157,6 +199,9 @@ def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[st
         extra["gflops_per_core"] = extra["gflops"] / min(fast.threads, usable_cores())
         if fast.kernel is not None:
             extra["fma_peak_gflops"] = fast.kernel.fma_peak_gflops()
+        if precision != "exact":
+            extra["reduced"] = benchmark_reduced(model, vocab, precision, first, second, batch_size, repeats,
+                                                 outputs, dev, log)
     return {"paths": results, "max_abs_logit_diff_vs_reference": diff, "path": best, **results[best],
             **student_parameters(model), **extra}
 
@@ -185,8 +230,11 @@ def time_fast_path(model: StudentClassifier, vocab: Vocab, first: Sequence[str],
 
 def run_benchmark(first: Sequence[str], second: Sequence[str] | None, student: tuple[StudentClassifier, Vocab],
                   teacher: tuple | None, batch_size: int, repeats: int, max_length: int, device: torch.device,
-                  progress: bool = True, log=None) -> dict:
-    """The benchmark report. `teacher` = (model, tokenizer) already on `device`, or None to skip it."""
+                  progress: bool = True, log=None, precision: str = "exact", dev: tuple | None = None) -> dict:
+    """The benchmark report. `teacher` = (model, tokenizer) already on `device`, or None to skip it. precision:
+    "exact" (nothing more), or a reduced precision to time as well (see the module doc; CPU only)."""
+    if precision != "exact" and device.type != "cpu":
+        raise UserError(f"benchmark.precision {precision}: the reduced-precision path is a CPU kernel; use --device cpu")
     first = list(first)
     second = list(second) if second is not None else None
     result = {
@@ -194,14 +242,20 @@ def run_benchmark(first: Sequence[str], second: Sequence[str] | None, student: t
         "threads": torch.get_num_threads(), "batch_size": batch_size, "repeats": repeats, "examples": len(first),
         "sentences": len(first) * (2 if second is not None else 1), "pair": second is not None,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "student": benchmark_student(*student, first, second, batch_size, repeats, device, progress=False, log=log),
+        "student": benchmark_student(*student, first, second, batch_size, repeats, device, progress=False, log=log,
+                                     precision=precision, dev=dev),
     }
+    reduced = result["student"].pop("reduced", None)
+    if reduced is not None:
+        result["reduced"] = reduced
     if teacher is not None:
         result["teacher"] = benchmark_teacher(*teacher, first, second, batch_size, max_length, device, progress, log)
         s, t = result["student"], result["teacher"]
         result["speedup"] = t["seconds"] / s["seconds"]
         result["params_ratio"] = t["params_m"] / s["params_m"]
         result["params_ratio_without_embeddings"] = t["params_m_without_embeddings"] / s["params_m_without_embeddings"]
+        if reduced is not None:
+            reduced["speedup"] = t["seconds"] / reduced["seconds"]
     return result
 
 
@@ -220,6 +274,13 @@ def speed_metrics(result: dict, task: str) -> dict:
                "teacher": {"sentences_per_s": round(t["sentences_per_s"], 1), "params_m": round(t["params_m"], 3)}}
     if "baseline" in result:
         out["baseline"] = {"sentences_per_s": round(result["baseline"]["sentences_per_s"], 1)}
+    if "reduced" in result:  # only when benchmark.precision asked for it
+        r = result["reduced"]
+        out["reduced"] = {"sentences_per_s": round(r["sentences_per_s"], 1)}
+        if "speedup" in r:
+            out["reduced"]["speedup"] = round(r["speedup"], 1)
+        if "dev" in r:
+            out["reduced"]["dev_accuracy"] = round(r["dev"]["accuracy"], 4)
     return {task: out}
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distill.config import Params, integer, param
+from distill.config import Params, choice, integer, param
 from distill.teacher.params import max_length_field
 
 
@@ -13,6 +13,11 @@ class EvaluateParams(Params):
     max_length: int = max_length_field()
 
 
+# the student's precisions (distill.student.cell.PRECISIONS; spelled out here so evaluate, which shares this module,
+# does not import the C kernels)
+PRECISIONS = ("exact", "bf16", "int8", "auto")
+
+
 @dataclass(frozen=True)
 class BenchmarkParams(Params):
     section = "benchmark"
@@ -20,3 +25,7 @@ class BenchmarkParams(Params):
     repeats: int = param(integer(1), "Timed full passes per student path; the median is reported.")
     max_sentences: int = param(integer(0), "Use the first N training rows (0 = all, as in the paper).")
     max_length: int = max_length_field()
+    precision: str = param(choice(*PRECISIONS), "exact (default): the exact fp32 student only. bf16 | int8 | auto "
+                           "(bf16 where the CPU has AVX512-BF16, else int8): ALSO time a reduced-precision student "
+                           "path (recurrent matmul in bf16 or int8) in the same run and report its speed, logit "
+                           "error and dev accuracy under 'reduced' in benchmark.json; never the reported student.")

@@ -6,6 +6,9 @@
   and torch's tanh is slow on CPU).
 * `compiled_fused(isa)`: the "fused" path, the whole recurrence in C (matmul micro-kernel + gates per tile of rows,
   see _FUSED_C), one build per instruction set (AVX-512 or AVX2+FMA), picked at run time from the CPU's flags.
+* `compiled_lowp(build)`: the same recurrence with a reduced-precision product h W_hh^T (LOWP_BUILDS: bf16 with
+  AVX512-BF16, int8 with AVX-512 VNNI or AVX2), built from the same source; used only when a caller asks for a
+  precision (FastStudent(precision=...), benchmark.precision), never chosen on its own.
 """
 from __future__ import annotations
 
@@ -186,6 +189,9 @@ static inline float vhsum(vec v) {
 #error "define ISA_AVX512 or ISA_AVX2"
 #endif
 #define NR (NV * VW)
+#if defined(PREC_BF16) || defined(PREC_INT8)
+#define REDUCED 1 /* the reduced-precision product below replaces the fp32 one (only there) */
+#endif
 #ifndef GU
 #define GU 2 /* gate chunks interleaved */
 #endif
@@ -315,6 +321,177 @@ INLINE void gates_row(const float *restrict g, const float *restrict x, float *r
     }
 }
 
+#if defined(REDUCED)
+/* ---- The reduced-precision product (builds with -DPREC_BF16 or -DPREC_INT8: used only when asked for) ----
+   Only G = h W_hh^T changes; the gates, step 1's per-word table and the classifier stay exact fp32. W_hh^T is
+   packed in the fp32 panels' order, but each 32-bit word holds KW consecutive k of one column (bf16 pairs,
+   KW = 2, or int8 quads, KW = 4), so one dot-product instruction does KW multiply-adds per lane.
+   bf16: W and, per step, h rounded to bf16 (nearest even); _mm512_dpbf16_ps accumulates in fp32.
+   int8: W symmetric per column (s_n = max_k |W_kn| / 127), h per row and step (s_r = max_k |h_rk| / QH); h is
+   stored as hq + OFF >= 1 (the unsigned operand of the u8 x s8 products) and OFF sum_k Wq_kn is taken back out
+   by starting the int32 accumulators at -OFF sum_k Wq_kn (precomputed per column); G_rn = s_r s_n acc_rn.
+   VNNI's _mm512_dpbusd_epi32 adds 4 products straight into int32. AVX2 has _mm256_maddubs_epi16 (pairs into
+   int16, saturating) then _mm256_madd_epi16: with h in 7 bits (QH 63, OFF 64) no pair exceeds
+   2 * 127 * 127 < 2^15, so nothing saturates. */
+#if defined(ISA_AVX512)
+typedef __m512i ivec;
+#define iload(p) _mm512_loadu_si512((const void *)(p))
+#define iset1(x) _mm512_set1_epi32(x)
+#define itof(v) _mm512_cvtepi32_ps(v)
+#define vabs(x) _mm512_abs_ps(x)
+static inline float vhmax(vec v) { return _mm512_reduce_max_ps(v); }
+#else
+typedef __m256i ivec;
+#define iload(p) _mm256_loadu_si256((const __m256i *)(p))
+#define iset1(x) _mm256_set1_epi32(x)
+#define itof(v) _mm256_cvtepi32_ps(v)
+#define vabs(x) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)
+static inline float vhmax(vec v) {
+    __m128 q = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    q = _mm_max_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_max_ss(q, _mm_movehdup_ps(q)));
+}
+#endif
+#if defined(PREC_BF16)
+#if !defined(ISA_AVX512)
+#error "bf16 needs ISA_AVX512"
+#endif
+#define KW 2
+typedef vec acc_t;
+#define ACC_INIT(ci) vzero()
+#define DOT(acc, b, w) _mm512_dpbf16_ps(acc, (__m512bh)(b), (__m512bh)(w))
+#define ACC_OUT(acc, cs, rs) (acc)
+#define OFF 0 /* (no offset) */
+#else
+#define KW 4
+typedef ivec acc_t;
+#define ACC_INIT(ci) iload(ci)
+#define ACC_OUT(acc, cs, rs) vmul(vmul(itof(acc), vload(cs)), vset1(rs))
+#if defined(ISA_AVX512)
+#define QH 127
+#define OFF 128
+/* vpdpbusd as asm: with the intrinsic gcc 12 keeps the accumulator array in memory (a store per product) */
+static inline __attribute__((always_inline)) __m512i dpbusd(__m512i acc, __m512i b, __m512i w) {
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(b), "v"(w));
+    return acc;
+}
+#define DOT(acc, b, w) dpbusd(acc, b, w)
+#else
+#define QH 63
+#define OFF 64
+#define DOT(acc, b, w) _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(b, w), _mm256_set1_epi16(1)))
+#endif
+#endif
+#define KQ 64 /* h rows are converted 64 values at a time (zeros past K): hq's row length in values */
+
+/* The tile's h in the product's format: hq, hqs word rows of MR words (word k of row r at hq[k MR + r]: the
+   micro-kernel's broadcasts then share one base register); rs: int8's row scales; row: one zero-padded row of
+   floats (its tail past K stays 0), words: its conversion. */
+struct lowp_h {
+    int32_t *hq, *words;
+    float *rs, *row;
+    long hqs;
+};
+
+static int lowp_h_alloc(struct lowp_h *lp, long K) {
+    long values = (K + KQ - 1) / KQ * KQ;
+    lp->hqs = values / KW;
+    size_t bytes = (sizeof(int32_t) * (MR + 1) * lp->hqs + sizeof(float) * (MR + values) + 63) / 64 * 64;
+    lp->hq = aligned_alloc(64, bytes);
+    if (!lp->hq) return -1;
+    memset(lp->hq, 0, bytes);
+    lp->words = lp->hq + MR * lp->hqs, lp->rs = (float *)(lp->words + lp->hqs), lp->row = lp->rs + MR;
+    return 0;
+}
+
+static void lowp_h_free(struct lowp_h *lp) { free(lp->hq); }
+
+/* h (MR rows of K floats, stride hs; lanes past K hold padding) -> lp's hq (and rs) */
+INLINE void convert_h(struct lowp_h *lp, const float *restrict h, long hs, long K) {
+    long values = lp->hqs * KW;
+    float *row = lp->row;
+    for (int r = 0; r < MR; r++) {
+        memcpy(row, h + r * hs, sizeof(float) * K);
+#if defined(PREC_BF16)
+        uint16_t *dst = (uint16_t *)lp->words;
+        for (long k = 0; k < values; k += VW)
+            _mm256_storeu_si256((__m256i *)(dst + k), (__m256i)_mm512_cvtneps_pbh(vload(row + k)));
+#else
+        vec m = vzero();
+        for (long k = 0; k < values; k += VW) m = vmax(m, vabs(vload(row + k)));
+        float mx = vhmax(m);
+        lp->rs[r] = mx / QH;
+        vec inv = vset1(mx > 0.0f ? QH / mx : 0.0f);
+        uint8_t *dst = (uint8_t *)lp->words;
+#if defined(ISA_AVX512)
+        for (long k = 0; k < values; k += VW) /* rounded to nearest, in [OFF - QH, OFF + QH]: no wrap */
+            _mm_storeu_si128((__m128i *)(dst + k), _mm512_cvtepi32_epi8(_mm512_add_epi32(
+                                                       _mm512_cvtps_epi32(vmul(vload(row + k), inv)), iset1(OFF))));
+#else
+#define Q(k) _mm256_add_epi32(_mm256_cvtps_epi32(vmul(vload(row + (k)), inv)), _mm256_set1_epi32(OFF))
+        for (long k = 0; k < values; k += 4 * VW) { /* 32 values; packs work per 128-bit lane, the permute undoes it */
+            __m256i p = _mm256_packus_epi16(_mm256_packs_epi32(Q(k), Q(k + 8)), _mm256_packs_epi32(Q(k + 16), Q(k + 24)));
+            _mm256_storeu_si256((__m256i *)(dst + k),
+                                _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        }
+#undef Q
+#endif
+#endif
+        for (long k = 0; k < lp->hqs; k++) lp->hq[k * MR + r] = lp->words[k];
+    }
+}
+
+/* g[r][0..nv VW) = the tile's MR rows of h times one packed panel (kw word rows x nv VW columns); cs, ci: the
+   panel's column scales and accumulator starts (int8), rs: the rows' scales. */
+INLINE void micro_lp(int nv, const int32_t *restrict hq, const int32_t *restrict wp, long kw,
+                     float *restrict g, long gs, const float *restrict cs, const int32_t *restrict ci,
+                     const float *restrict rs, const char *const *pf, long npf) {
+    long width = nv * VW;
+    acc_t acc[MR][NV];
+    for (int q = 0; q < nv; q++) {
+        acc_t init = ACC_INIT(ci + q * VW);
+        for (int r = 0; r < MR; r++) acc[r][q] = init;
+    }
+    for (long k = 0; k < kw; k++) {
+        if (k < npf) _mm_prefetch(pf[k], PF_HINT);
+        ivec w[NV];
+        for (int q = 0; q < nv; q++) w[q] = iload(wp + k * width + q * VW);
+        for (int r = 0; r < MR; r++) {
+            ivec b = iset1(hq[k * MR + r]);
+            for (int q = 0; q < nv; q++) acc[r][q] = DOT(acc[r][q], b, w[q]);
+        }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int q = 0; q < nv; q++) vstore(g + r * gs + q * VW, ACC_OUT(acc[r][q], cs + q * VW, rs[r]));
+}
+
+/* G = h W in reduced precision (the tile's h converted first), with matmul_tile's prefetch schedule; aux: the
+   direction's column scales (np floats) then accumulator starts (np int32); np: a multiple of VW. */
+static void lowp_product(struct lowp_h *lp, const float *h, long hs, long K, const char *w, const float *aux,
+                         long np, float *g, long gs, const char *const *pf, long npf) {
+    convert_h(lp, h, hs, K);
+    const int32_t *wp = (const int32_t *)w, *ci = (const int32_t *)(aux + np);
+    long kw = (K + KW - 1) / KW, full = np / NR, tail = np % NR, per = full ? (npf + full - 1) / full : 0;
+    if (per > kw) per = kw;
+    for (long p = 0; p < full; p++) {
+        long from = p * per < npf ? p * per : npf, cnt = from + per < npf ? per : npf - from;
+        micro_lp(NV, lp->hq, wp + p * kw * NR, kw, g + p * NR, gs, aux + p * NR, ci + p * NR, lp->rs,
+                 pf + from, cnt);
+    }
+    long o = full * NR;
+    switch (tail / VW) { /* a constant shape per case */
+        case 1: micro_lp(1, lp->hq, wp + o * kw, kw, g + o, gs, aux + o, ci + o, lp->rs, pf, 0); break;
+#if NV > 2
+        case 2: micro_lp(2, lp->hq, wp + o * kw, kw, g + o, gs, aux + o, ci + o, lp->rs, pf, 0); break;
+#endif
+#if NV > 3
+        case 3: micro_lp(3, lp->hq, wp + o * kw, kw, g + o, gs, aux + o, ci + o, lp->rs, pf, 0); break;
+#endif
+        default: break;
+    }
+}
+#endif
+
 /* Both directions of the BiLSTM over the n sequences rows[0..n), taken in that order, MR at a time (longest
    first is best: a tile runs as many steps as its longest row). ids: flat token ids; starts, lens: per sequence
    (lens >= 1). wp: per direction the packed, pre-scaled W_hh^T (panels of K = H rows), dir_stride floats apart;
@@ -322,9 +499,9 @@ INLINE void gates_row(const float *restrict g, const float *restrict x, float *r
    on; g1 (or NULL): (2V, 4H), first_products' G_1 of every word, which replaces step 1's product; both readable
    2 VW floats past their ends. out: row dest[i] (dest NULL: rows[i]) of out (., 2H) gets sequence rows[i]'s
    [forward last h, backward last h]. Returns 0, or -1 when out of memory. */
-int FN(lstm_fused)(const float *wp, int64_t dir_stride, int64_t np, const float *table, const float *g1, int64_t V,
-                   const int64_t *ids, const int64_t *starts, const int64_t *lens, const int64_t *rows, int64_t n,
-                   int64_t H, float *out, const int64_t *dest) {
+static int recurrence(const char *wp, long dir_bytes, const float *aux, long np, const float *table,
+                      const float *g1, long V, const int64_t *ids, const int64_t *starts, const int64_t *lens,
+                      const int64_t *rows, long n, long H, float *out, const int64_t *dest) {
     long hs = (H + GU * VW - 1) / (GU * VW) * (GU * VW), gs = np + hs - H; /* row strides: room for the last chunks */
     long H4 = 4 * H, lines = ((3 * H + hs) * (long)sizeof(float) + 63) / 64 + 1; /* a table row as read */
     size_t floats = 2 * MR * hs + (MR + 1) * gs, bytes = (sizeof(float) * floats + 63) / 64 * 64;
@@ -336,8 +513,16 @@ int FN(lstm_fused)(const float *wp, int64_t dir_stride, int64_t np, const float 
     }
     memset(buf, 0, bytes);
     float *hb = buf, *cb = buf + MR * hs, *zero = buf + 2 * MR * hs, *gb = zero + gs; /* zero: G of step 0 */
+#if defined(REDUCED)
+    struct lowp_h lp;
+    if (lowp_h_alloc(&lp, H)) {
+        free(buf), free(pf);
+        return -1;
+    }
+#endif
     for (int d = 0; d < 2; d++) {
-        const float *w = wp + d * dir_stride, *tab = table + d * V * H4, *g1d = g1 ? g1 + d * V * H4 : 0;
+        const char *w = wp + d * dir_bytes;
+        const float *tab = table + d * V * H4, *g1d = g1 ? g1 + d * V * H4 : 0;
 #define TOKEN(q, t) ids[starts[q] + (d ? lens[q] - 1 - (t) : (t))]
         long npf = 0;
         /* queue the lines that step t of rows[s + r] (r < m) reads: its table row, at step 1 also its G_1 row */
@@ -367,7 +552,11 @@ int FN(lstm_fused)(const float *wp, int64_t dir_stride, int64_t np, const float 
                 }
                 int product = t > 1 || (t == 1 && !g1d); /* h_0 = 0: step 0 has none; step 1's is in g1 */
                 if (product)
-                    matmul_tile(hb, hs, w, H, np, gb, gs, pf, npf);
+#if defined(REDUCED)
+                    lowp_product(&lp, hb, hs, H, w, aux + 2 * d * np, np, gb, gs, pf, npf);
+#else
+                    matmul_tile(hb, hs, (const float *)w, H, np, gb, gs, pf, npf);
+#endif
                 else
                     for (long i = 0; i < npf; i++) _mm_prefetch(pf[i], PF_HINT);
                 for (long r = 0; r < m; r++) {
@@ -383,10 +572,34 @@ int FN(lstm_fused)(const float *wp, int64_t dir_stride, int64_t np, const float 
 #undef TOKEN
 #undef PREFETCH_STEP
     }
+#if defined(REDUCED)
+    lowp_h_free(&lp);
+#endif
     free(buf), free(pf);
     return 0;
 }
 
+#if !defined(REDUCED)
+int FN(lstm_fused)(const float *wp, int64_t dir_stride, int64_t np, const float *table, const float *g1, int64_t V,
+                   const int64_t *ids, const int64_t *starts, const int64_t *lens, const int64_t *rows, int64_t n,
+                   int64_t H, float *out, const int64_t *dest) {
+    return recurrence((const char *)wp, dir_stride * (long)sizeof(float), 0, np, table, g1, V, ids, starts, lens,
+                      rows, n, H, out, dest);
+}
+#else
+/* The same recurrence with the reduced product: wp, per direction dir_bytes apart, W_hh^T packed in KW-value
+   words (kw = ceil(H / KW) word rows per panel); aux, per direction 2 np floats: the columns' scales, then
+   (as int32) their accumulators' starting values. */
+int FN(lstm_lowp)(const void *wp, int64_t dir_bytes, const float *aux, int64_t np, const float *table,
+                  const float *g1, int64_t V, const int64_t *ids, const int64_t *starts, const int64_t *lens,
+                  const int64_t *rows, int64_t n, int64_t H, float *out, const int64_t *dest) {
+    return recurrence((const char *)wp, dir_bytes, aux, np, table, g1, V, ids, starts, lens, rows, n, H, out, dest);
+}
+
+void FN(lowp_layout)(int64_t *out) { out[0] = VW, out[1] = NR, out[2] = MR, out[3] = KW, out[4] = OFF; }
+#endif
+
+#if !defined(REDUCED)
 /* Step 1's product G_1 = h_1 W_hh^T of every word w and direction, into g1 (2V, 4H): a sequence's h_1 depends on
    its first token alone (h_0 = c_0 = 0), so this is done once per model instead of once per sequence. Computed
    by the same gate pass and micro-kernel as in lstm_fused, so bit for bit what lstm_fused would compute. */
@@ -473,6 +686,7 @@ void FN(vexp_array)(const float *z, float *out, int64_t n) {
         out[i] = b[0];
     }
 }
+#endif
 """
 # Builds per instruction set: (compiler flags, CPU flags it needs). No -march=native: the AVX2 build must not pick
 # up AVX-512 on a CPU that has it (it is tested there, and then runs on AVX2-only machines as built).
@@ -571,6 +785,115 @@ def compiled_fused(isa: str = "auto") -> FusedKernel | None:
                 except (OSError, subprocess.SubprocessError) as err:
                     log.warning("the fused LSTM kernel (%s) could not be built here (%s)", isa, err)
     return _fused_libs[isa]
+
+
+# Reduced-precision builds of _FUSED_C (only the recurrent product differs; see its "reduced-precision product"):
+# name -> (compiler flags, CPU flags it needs). bf16 needs AVX512-BF16 (AMX CPUs have it too); int8 uses VNNI's
+# u8 x s8 dot products where the CPU has them, else AVX2's (built and tested on AVX-512 CPUs as well).
+LOWP_BUILDS = {
+    "bf16-avx512": (["-mavx512f", "-mavx512bf16", "-mfma", "-DISA_AVX512", "-DPREC_BF16"],
+                    {"avx512f", "avx512_bf16", "fma"}),
+    "int8-vnni": (["-mavx512f", "-mavx512vnni", "-mfma", "-DISA_AVX512", "-DPREC_INT8"],
+                  {"avx512f", "avx512_vnni", "fma"}),
+    "int8-avx2": (["-mavx2", "-mfma", "-DISA_AVX2", "-DPREC_INT8", "-DNV=2"],  # NV 2: 16 ymm registers
+                  {"avx2", "fma"}),
+}
+PRECISIONS = ("exact", "bf16", "int8", "auto")  # auto: bf16 where the CPU has it, else int8
+_lowp_libs: dict[str, "LowpKernel | None"] = {}
+
+
+@dataclass(frozen=True)
+class LowpKernel:
+    """One reduced-precision build: `run` is lstm_fused with the reduced product (same arguments, but W_hh^T
+    from `pack` plus its per-column `aux`)."""
+    build: str
+    run: ctypes._CFuncPtr
+    lanes: int
+    panel: int
+    tile: int
+    per_word: int  # k values per 32-bit word: 2 (bf16) or 4 (int8)
+    h_offset: int  # int8: what the kernel adds to the quantized h (0 for bf16)
+
+    @property
+    def precision(self) -> str:
+        return self.build.split("-")[0]
+
+    def padded_columns(self, n: int) -> int:
+        return -(-n // self.lanes) * self.lanes
+
+    def pack(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K, N) fp32 -> (the packed words as int32, flat; aux: column scales then int32 accumulator starts,
+        2 x padded N floats). K is zero-padded to a multiple of per_word, N to a multiple of lanes."""
+        k, n = w.shape
+        kp, cols = -(-k // self.per_word) * self.per_word, self.padded_columns(n)
+        padded = torch.zeros(kp, cols)
+        padded[:k, :n] = w
+        scale, start = torch.ones(cols), torch.zeros(cols, dtype=torch.int32)
+        if self.precision == "bf16":  # round to nearest even, as the kernel rounds h
+            values = padded.to(torch.bfloat16).view(torch.int16)
+        else:  # symmetric per column; h's offset (see _FUSED_C) taken back out through the starts
+            amax = padded.abs().amax(0)
+            scale = torch.where(amax > 0, amax / 127, torch.ones(()))
+            values = torch.round(padded / scale).clamp_(-127, 127).to(torch.int8)
+            start = -self.h_offset * values.sum(0, dtype=torch.int32)
+        # words: k groups of per_word consecutive rows, one column each -> (K / per_word, N) int32
+        words = values.view(kp // self.per_word, self.per_word, cols).transpose(1, 2).contiguous().view(torch.int32)
+        words = words.view(kp // self.per_word, cols)
+        panels = torch.cat([words[:, s:s + self.panel].contiguous().flatten() for s in range(0, cols, self.panel)])
+        return panels, torch.cat([scale.float(), start.view(torch.float32)])
+
+
+def lowp_builds() -> list[str]:
+    """The reduced-precision builds this CPU runs (from its flags), best first per precision."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return []
+    flags = cpu_flags()
+    return [name for name, (_, need) in LOWP_BUILDS.items() if need <= flags]
+
+
+def lowp_build_for(precision: str) -> str | None:
+    """The build `precision` means here: None for exact; bf16 / int8 / auto (bf16 if available, else int8) -> the
+    best build this CPU runs; a build name as itself. ValueError when this CPU has none (or no such precision)."""
+    if precision == "exact":
+        return None
+    if precision in LOWP_BUILDS:
+        candidates = [precision]
+    elif precision in PRECISIONS:
+        wanted = ("bf16", "int8") if precision == "auto" else (precision,)
+        candidates = [b for want in wanted for b in LOWP_BUILDS if b.startswith(want + "-")]
+    else:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS + tuple(LOWP_BUILDS))}, not {precision!r}")
+    available = lowp_builds()
+    for build in candidates:
+        if build in available:
+            return build
+    needs = " or ".join(" + ".join(sorted(LOWP_BUILDS[b][1] - {"fma"})) for b in candidates)
+    raise ValueError(f"precision {precision} needs a CPU with {needs}, which this one lacks (or no C compiler)")
+
+
+def compiled_lowp(build: str) -> LowpKernel | None:
+    """The reduced-precision build `build` (a LOWP_BUILDS name), or None when this CPU lacks it or no compiler
+    builds it here (cached per build and source)."""
+    if build not in LOWP_BUILDS:
+        raise ValueError(f"build must be one of {', '.join(LOWP_BUILDS)}, not {build!r}")
+    with _build_lock:
+        if build not in _lowp_libs:
+            _lowp_libs[build] = None
+            if build in lowp_builds():
+                try:
+                    lib = ctypes.CDLL(str(_build(f"lstm_lowp_{build}", _FUSED_C, _FUSED_FLAGS + LOWP_BUILDS[build][0])))
+                    isa = "avx512" if "-DISA_AVX512" in LOWP_BUILDS[build][0] else "avx2"
+                    run, layout = getattr(lib, f"lstm_lowp_{isa}"), getattr(lib, f"lowp_layout_{isa}")
+                    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+                    run.restype = ctypes.c_int
+                    run.argtypes = [ptr, i64, ptr, i64, ptr, ptr, i64, ptr, ptr, ptr, ptr, i64, i64, ptr, ptr]
+                    dims = (i64 * 5)()
+                    layout.restype, layout.argtypes = None, [ptr]
+                    layout(dims)
+                    _lowp_libs[build] = LowpKernel(build, run, *dims)
+                except (OSError, subprocess.SubprocessError) as err:
+                    log.warning("the reduced-precision LSTM kernel (%s) could not be built here (%s)", build, err)
+    return _lowp_libs[build]
 
 
 def hugepage_floats(n: int) -> torch.Tensor:

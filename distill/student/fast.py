@@ -20,6 +20,11 @@ classifier in C too, batch by batch for single sentences; a second per-word tabl
 holds every word's step-1 product), "c" (per step one torch.bmm for both directions, then the C gate loop),
 "torch" (torch ops only); "auto" takes the first of these that builds here (measured in that order of speed:
 benchmarks/profile_student.py).
+
+`precision` (default "exact"; only ever what the caller asks for): "bf16" or "int8" (or "auto": bf16 where the
+CPU has AVX512-BF16, else int8) swaps the fused recurrence's product h W_hh^T for a reduced-precision one
+(distill.student.cell's LOWP_BUILDS); gates, step 1's per-word table and the classifier stay exact fp32. NOT the
+reference model's numbers: logits move by ~1e-3..1e-2 (measured in benchmark.json).
 """
 from __future__ import annotations
 
@@ -34,7 +39,8 @@ import torch
 from torch.profiler import record_function
 from tqdm.auto import tqdm
 
-from distill.student.cell import FusedKernel, compiled_cell, compiled_fused, hugepage_floats
+from distill.student.cell import (FusedKernel, LowpKernel, compiled_cell, compiled_fused, compiled_lowp,
+                                  hugepage_floats, lowp_build_for)
 from distill.student.model import StudentClassifier
 from distill.student.vocab import Vocab
 
@@ -97,11 +103,13 @@ class FastStudent:
     """Inference-only student: `logits(first, second=None)` -> np.ndarray (N, num_labels), input order."""
 
     def __init__(self, model: StudentClassifier, vocab: Vocab, cell: str = "auto", threads: int | None = None,
-                 isa: str = "auto"):
+                 isa: str = "auto", precision: str = "exact"):
         """cell: "auto" (the first of fused, c, torch that builds here), "fused", "c" or "torch" — all compute
         the same LSTM cell (see the module doc). isa: the fused kernel's instruction set, "auto" (the best the
         CPU has), "avx512" or "avx2". threads: batches run in parallel with a C cell (default: torch's thread
-        count, i.e. the cores)."""
+        count, i.e. the cores). precision: "exact" (default), or a reduced-precision recurrent product (see the
+        module doc): "bf16", "int8", "auto" or a build name of cell.LOWP_BUILDS; it needs the fused cell, and a
+        CPU without the precision's instructions is a ValueError, never a silent fallback."""
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {cell!r}")
         self.threads = max(1, threads or torch.get_num_threads())
@@ -112,6 +120,8 @@ class FastStudent:
         if cell == "c" and self.cell_fn is None:
             raise RuntimeError("the C LSTM cell could not be compiled here")
         self.cell = "fused" if self.kernel else "c" if self.cell_fn else "torch"
+        self.lowp: LowpKernel | None = self._reduced_kernel(precision)
+        self.precision = self.lowp.build if self.lowp else "exact"
         self.isa = self.kernel.isa if self.kernel else None
         cfg = model.cfg
         self.pair, self.hidden, self.num_labels = cfg.pair, cfg.hidden, cfg.num_labels
@@ -131,6 +141,17 @@ class FastStudent:
             self.fc2_w, self.fc2_b = fc2.weight.detach().t().contiguous(), fc2.bias.detach().clone()
             if self.kernel is not None:
                 self._pack_fused()
+
+    def _reduced_kernel(self, precision: str) -> LowpKernel | None:
+        build = lowp_build_for(precision)  # ValueError: unknown, or not on this CPU
+        if build is None:
+            return None
+        if self.kernel is None:
+            raise RuntimeError(f"precision {precision} needs the fused cell, and this is the {self.cell} cell")
+        kernel = compiled_lowp(build)
+        if kernel is None:
+            raise RuntimeError(f"the reduced-precision LSTM kernel ({build}) cannot be built here")
+        return kernel
 
     def _pack_fused(self) -> None:
         """The fused kernel's operands, once per model: W_hh^T of each direction packed in its panels and the
@@ -152,6 +173,11 @@ class FastStudent:
             if self.kernel.first(self.fused_w.data_ptr(), self.fused_dir_stride, self.fused_columns,
                                  table.data_ptr(), self.vocab_size, H, self.fused_g1.data_ptr()) != 0:
                 raise MemoryError("the fused LSTM kernel could not allocate its work buffers")
+        if self.lowp is not None:  # the same pre-scaled W_hh^T, in the reduced build's words
+            packed = [self.lowp.pack(self.w_hh[d] * scale) for d in range(2)]
+            self.lowp_w = torch.cat([w for w, _ in packed])
+            self.lowp_aux = torch.cat([aux for _, aux in packed])
+            self.lowp_dir_bytes, self.lowp_columns = 4 * packed[0][0].numel(), self.lowp.padded_columns(4 * H)
         # the classifier's weights for the C head: fc1 packed like W_hh, fc2 and the biases zero-padded
         fc = self.fc1_w.shape[1]
         self.head_columns = self.kernel.padded_columns(fc)
@@ -234,10 +260,16 @@ class FastStudent:
         written straight into their rows of out (N, 2H)."""
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         g1 = None if self.fused_g1 is None else self.fused_g1.data_ptr()
-        status = self.kernel.run(self.fused_w.data_ptr(), self.fused_dir_stride, self.fused_columns,
-                                 self.gates_table.data_ptr(), g1, self.vocab_size, ids.ctypes.data, starts.ctypes.data,
-                                 lengths.ctypes.data, rows.ctypes.data, len(rows), self.hidden, out.data_ptr(),
-                                 None if dest is None else dest.ctypes.data)
+        if self.lowp is not None:  # the reduced product; step 1 still from the exact per-word table
+            status = self.lowp.run(self.lowp_w.data_ptr(), self.lowp_dir_bytes, self.lowp_aux.data_ptr(),
+                                   self.lowp_columns, self.gates_table.data_ptr(), g1, self.vocab_size,
+                                   ids.ctypes.data, starts.ctypes.data, lengths.ctypes.data, rows.ctypes.data,
+                                   len(rows), self.hidden, out.data_ptr(), None if dest is None else dest.ctypes.data)
+        else:
+            status = self.kernel.run(self.fused_w.data_ptr(), self.fused_dir_stride, self.fused_columns,
+                                     self.gates_table.data_ptr(), g1, self.vocab_size, ids.ctypes.data,
+                                     starts.ctypes.data, lengths.ctypes.data, rows.ctypes.data, len(rows),
+                                     self.hidden, out.data_ptr(), None if dest is None else dest.ctypes.data)
         if status != 0:
             raise MemoryError("the fused LSTM kernel could not allocate its work buffers")
 
