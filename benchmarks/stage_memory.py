@@ -47,7 +47,7 @@ def sample(root: psutil.Process, stats: dict, now: float) -> None:
     """One pass: the outermost stage process of each stage found under root, its tree's RSS."""
     seen = set()
     try:
-        procs = root.children(recursive=True)
+        procs = [root, *root.children(recursive=True)]  # the command itself may be a stage
     except psutil.NoSuchProcess:
         return
     for proc in procs:
@@ -55,7 +55,7 @@ def sample(root: psutil.Process, stats: dict, now: float) -> None:
         if name is None or name in seen:
             continue
         try:
-            if stage_of(proc.parent()) == name:  # a child of the stage process: counted in its tree
+            if proc is not root and stage_of(proc.parent()) == name:  # a child of the stage process: in its tree
                 continue
         except (psutil.NoSuchProcess, AttributeError):
             pass
