@@ -44,6 +44,7 @@ def main(
     hidden: Optional[int] = typer.Option(None, help=P.help("hidden")),
     fc: Optional[int] = typer.Option(None, help=P.help("fc")),
     alpha: Optional[float] = typer.Option(None, help=P.help("alpha")),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help=P.help("bf16")),
     lr: Optional[float] = typer.Option(None, help=P.help("lr")),
     rho: Optional[float] = typer.Option(None, help=P.help("rho")),
     batch_size: Optional[int] = typer.Option(None, help=P.help("batch_size")),
@@ -58,9 +59,9 @@ def main(
     options = dict(embeddings=embeddings, multichannel=multichannel, hidden=hidden, fc=fc, lr=lr, rho=rho,
                    batch_size=batch_size, epochs=epochs, patience=patience, seed=seed)
     if kind is Kind.student:
-        cfg = config.load(P, task, params_file, alpha=alpha, **options)
-    elif alpha is not None:
-        raise UserError("--alpha applies to the student only: the baseline is CE on gold labels")
+        cfg = config.load(P, task, params_file, alpha=alpha, bf16=bf16, **options)
+    elif alpha is not None or bf16 is not None:
+        raise UserError("--alpha and --bf16/--fp32 apply to the student only: the baseline is CE on gold labels")
     else:
         cfg = config.load(BaselineParams, task, params_file, **options)
     threads = set_threads(config.load(RuntimeParams, task, params_file).threads)

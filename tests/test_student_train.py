@@ -30,7 +30,7 @@ def baseline_params(**kw) -> BaselineParams:
 
 
 def student_params(**kw) -> StudentParams:
-    return StudentParams(**{**ARCH, "alpha": 0.0, **kw})
+    return StudentParams(**{**ARCH, "alpha": 0.0, "bf16": False, **kw})
 
 
 def test_distill_loss_by_hand():
@@ -64,6 +64,21 @@ def test_few_distillation_steps_lower_the_mse():
         loss.backward()
         opt.step()
     assert mse() < 0.9 * before  # AdaDelta starts with tiny steps (its eps), so only a clear drop
+
+
+def test_bf16_training_follows_fp32_and_keeps_fp32_weights():
+    texts = TEXTS * 8
+    vocab = Vocab.build(texts)
+    data = Dataset(vocab, [texts], None, np.random.default_rng(0).normal(size=(len(texts), 2)).astype(np.float32) * 2)
+    losses = {}
+    for bf16 in (False, True):
+        model = make_student(len(vocab))
+        result = train(model, data, data, data.teacher.argmax(1), student_params(bf16=bf16, epochs=15, patience=15),
+                       0.0, "student", progress=False)
+        losses[bf16] = result.curve["train_loss"].to_numpy()
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert losses[True][-1] < losses[True][0] - 0.1  # it learns (AdaDelta starts with tiny steps)
+    assert np.allclose(losses[True], losses[False], rtol=0.05)  # and follows the fp32 run closely
 
 
 def test_train_keeps_the_best_epoch_and_writes_the_curve():
@@ -181,4 +196,4 @@ def test_stage_student_and_baseline(tmp_path):
         assert vocab[:3] == ["[PAD]", "[UNK]", "[MASK]"] and vocab.count("[MASK]") == 1
     assert sorted(p.name for p in paths.plots.iterdir()) == ["baseline_curve.csv", "student_curve.csv"]
     proc = run_stage("train.py", "baseline", *args, "--alpha", "0.5", check=False)
-    assert one_line_error(proc) == "error: --alpha applies to the student only: the baseline is CE on gold labels"
+    assert one_line_error(proc) == "error: --alpha and --bf16/--fp32 apply to the student only: the baseline is CE on gold labels"

@@ -39,3 +39,6 @@ class BaselineParams(Params):
 class StudentParams(BaselineParams):
     alpha: float = param(probability, "L = alpha*CE + (1-alpha)*MSE on logits (§3.2; paper: 0). The baseline is "
                          "CE only and does not read it.")
+    bf16: bool = param(boolean, "bf16 autocast for the student's training forward pass (faster on CPUs with "
+                       "AVX512-BF16/AMX and GPUs; weights, loss and dev scoring stay fp32). Off by default; the "
+                       "baseline does not read it.")

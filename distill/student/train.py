@@ -68,6 +68,7 @@ def train(model: StudentClassifier, train_data: Dataset, dev_data: Dataset, dev_
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adadelta(params, lr=cfg.lr, rho=cfg.rho)
     lengths = train_data.total_lengths()
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(getattr(cfg, "bf16", False)))
     best = (-1.0, 0, copy.deepcopy(model.state_dict()))
     curve, stale, seen, elapsed = [], 0, 0, 0.0
     for epoch in range(1, cfg.epochs + 1):
@@ -79,7 +80,9 @@ def train(model: StudentClassifier, train_data: Dataset, dev_data: Dataset, dev_
             inputs = [t.to(dev) for t in train_data.inputs(rows)]
             targets = None if train_data.targets is None else torch.from_numpy(train_data.targets[rows]).to(dev)
             teacher = None if train_data.teacher is None else torch.from_numpy(train_data.teacher[rows]).to(dev)
-            loss = distill_loss(model(*inputs), teacher, targets, alpha)
+            with autocast:  # bf16 matmuls when asked for; the loss and the update stay fp32
+                outputs = model(*inputs)
+            loss = distill_loss(outputs.float(), teacher, targets, alpha)
             if not torch.isfinite(loss):
                 raise UserError(f"epoch {epoch}: the training loss became {loss.item()} (non-finite inputs or "
                                 "a diverging lr); nothing written")
