@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from distill.runtime import cpu_name, cpu_supports_bf16, cpu_vector_flags  # noqa: E402
-from distill.teacher.model import encode, length_sorted_batches, load_teacher, teacher_logits  # noqa: E402
+from distill.teacher.model import encode, length_sorted_batches, load_teacher, pad_batch, teacher_logits  # noqa: E402
 
 
 def naive(model, tok, sents, batch_size=512, max_length=128) -> np.ndarray:
@@ -64,13 +64,8 @@ def ort_logits(path: Path, tok, sents, batch_size: int, max_length: int, threads
     items = encode(tok, sents, None, max_length)
     out = np.zeros((len(sents), num_labels), np.float32)
     for idx in length_sorted_batches([len(ids) for ids, _ in items], batch_size):
-        width = max(len(items[i][0]) for i in idx)
-        ids = np.zeros((len(idx), width), np.int64)
-        mask = np.zeros_like(ids)
-        for row, i in enumerate(idx):
-            ids[row, :len(items[i][0])], mask[row, :len(items[i][0])] = items[i][0], 1
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        out[idx] = session.run(None, feed)[0]
+        batch = pad_batch([items[i] for i in idx], tok.pad_token_id or 0, with_types=True)  # the stage's padding
+        out[idx] = session.run(None, {k: v.numpy() for k, v in batch.items()})[0]
     return out
 
 
