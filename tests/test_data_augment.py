@@ -82,7 +82,7 @@ def test_ngrams_are_contiguous_pieces_of_the_source():
     tags = [["NN"] * len(t.split(" ")) for t in texts]
     unigrams = pd.DataFrame({"tag": "NN", "word": ["w0_0"], "count": [1]})
     out = augment({"sentence": texts}, {"sentence": tags}, unigrams, 0.0, 0.0, 1.0, 4, seed=5, progress=False)
-    for sent, origin in zip(out["columns"]["sentence"], out["origin"]):
+    for sent, origin in zip(out["columns"]["sentence"].to_pylist(), out["origin"]):
         words, source = sent.split(" "), texts[origin].split(" ")
         assert 1 <= len(words) <= 5
         first = source.index(words[0])
@@ -92,7 +92,7 @@ def test_ngrams_are_contiguous_pieces_of_the_source():
 def test_no_duplicates_and_originals_first():
     texts, tags = corpus(m=2000, length=3, seed=6)  # short sentences over 8 words: many collisions
     out = augment({"sentence": texts}, {"sentence": tags}, UNIGRAMS, 0.1, 0.1, 0.25, 10, seed=7, progress=False)
-    synth = out["columns"]["sentence"]
+    synth = out["columns"]["sentence"].to_pylist()
     assert out["candidates"] == 20000 and 0 < len(synth) < 20000
     assert len(set(synth)) == len(synth)
     assert not set(synth) & set(texts)
@@ -113,12 +113,56 @@ def test_pairs_cycle_first_second_both():
     unigrams = pd.DataFrame({"tag": ["NN"], "word": ["x"], "count": [1]})
     # p_mask = 1: an augmented sentence is all [MASK], so iterations 3..5 repeat 0..2 and are dropped.
     out = augment({"sentence1": s1, "sentence2": s2}, tags, unigrams, 1.0, 0.0, 0.0, 6, seed=8, progress=False)
-    a, b = out["columns"]["sentence1"], out["columns"]["sentence2"]
+    a, b = out["columns"]["sentence1"].to_pylist(), out["columns"]["sentence2"].to_pylist()
     assert out["candidates"] == 300
     assert out["origin"].tolist() == [i for i in range(50) for _ in range(3)]
     for i in range(50):
         m1, m2 = " ".join([MASK] * (i + 1)), " ".join([MASK] * (i + 2))
         assert list(zip(a[3 * i:3 * i + 3], b[3 * i:3 * i + 3])) == [(m1, s2[i]), (s1[i], m2), (m1, m2)]
+
+
+def reference_augment(texts, tags, unigrams, p_mask, p_pos, p_ng, n_iter, seed):
+    """The transfer set as the stage made it before its candidates moved to Arrow: Python strings, then pandas'
+    duplicated(keep="first") over [originals; candidates in origin-major order]."""
+    from distill.data.augment import _SEP, encode, ngram_spans, perturb_words, render
+    cols = list(texts)
+    vocab, tokens, sampler = encode(texts, tags, unigrams)
+    with_space = np.array([w + " " for w in vocab], dtype=object)
+    with_sep = np.array([w + _SEP for w in vocab], dtype=object)
+    rng = np.random.Generator(np.random.PCG64(seed))
+    modes = [cols] if len(cols) == 1 else [[cols[0]], [cols[1]], cols]
+    per_iter = {c: [] for c in cols}
+    for i in range(n_iter):
+        for c in cols:
+            if c in modes[i % len(modes)]:
+                new_ids, _ = perturb_words(tokens[c], sampler, 0, p_mask, p_pos, rng)
+                _, _, start, span = ngram_spans(tokens[c].lengths, p_ng, rng)
+                per_iter[c].append(render(new_ids, tokens[c].offsets, start, span, vocab, with_space, with_sep))
+            else:
+                per_iter[c].append(np.array(texts[c], dtype=object))
+    m = len(texts[cols[0]])
+    cand = {c: np.stack(per_iter[c]).T.ravel() for c in cols}
+    both = pd.DataFrame({c: np.concatenate([np.array(texts[c], dtype=object), cand[c]]) for c in cols})
+    keep = ~both.duplicated(keep="first").to_numpy()[m:]
+    return {c: cand[c][keep].tolist() for c in cols}, np.repeat(np.arange(m), n_iter)[keep]
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_duplicates_as_pandas_finds_them(pairs):
+    """Arrow dictionary codes (pairs: both codes together) drop exactly the rows pandas' duplicated() drops: a
+    pair repeats only if both of its sentences do."""
+    s1, tags1 = corpus(m=600, length=2, seed=21)  # two words over a small vocabulary: many repeats
+    s2, tags2 = corpus(m=600, length=3, seed=22)
+    texts, tags = ({"sentence1": s1, "sentence2": s2}, {"sentence1": tags1, "sentence2": tags2}) if pairs else \
+        ({"sentence": s1}, {"sentence": tags1})
+    out = augment(texts, tags, UNIGRAMS, 0.2, 0.2, 0.3, 7, seed=23, progress=False)
+    columns, origin = reference_augment(texts, tags, UNIGRAMS, 0.2, 0.2, 0.3, 7, seed=23)
+    assert out["candidates"] == 4200 and 0 < len(origin) < 4200
+    assert out["origin"].tolist() == origin.tolist()
+    for c in texts:
+        assert out["columns"][c].to_pylist() == columns[c]
+    if pairs:  # sentence 1 alone repeats among the kept pairs
+        assert len(set(columns["sentence1"])) < len(columns["sentence1"])
 
 
 def test_same_seed_same_bytes(tmp_path):

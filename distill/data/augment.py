@@ -157,7 +157,7 @@ def render(ids: np.ndarray, offsets: np.ndarray, start: np.ndarray, span: np.nda
 
 def augment(texts: dict[str, Sequence[str]], tags: dict[str, Sequence[Sequence[str]]], unigrams: pd.DataFrame,
             p_mask: float, p_pos: float, p_ng: float, n_iter: int, seed: int, progress: bool = True) -> dict:
-    """Synthetic examples of §3.3. Returns {"columns": {text column: object array}, "origin": int64 array,
+    """Synthetic examples of §3.3. Returns {"columns": {text column: pyarrow string array}, "origin": int64 array,
     "candidates": number generated before de-duplication}; rows are ordered by origin, then iteration."""
     if not (0 <= p_mask and 0 <= p_pos and p_mask + p_pos <= 1 and 0 <= p_ng <= 1):
         raise UserError(f"need 0 <= p_mask, p_pos, p_mask + p_pos <= 1 and 0 <= p_ng <= 1 "
@@ -174,31 +174,46 @@ def augment(texts: dict[str, Sequence[str]], tags: dict[str, Sequence[Sequence[s
     rng = np.random.Generator(np.random.PCG64(seed))
 
     # Pairs: iteration i augments sentence 1 only, sentence 2 only, both (i % 3); singles: always the sentence.
+    # Each iteration's strings go into Arrow at once (about 4 bytes of overhead a string instead of a Python
+    # object's 50+), so memory per candidate stays near its text's length.
     modes = [cols] if len(cols) == 1 else [[cols[0]], [cols[1]], cols]
+    held = {c: pa.array(originals[c], type=pa.string()) for c in cols}
     per_iter = {c: [] for c in cols}
     for i in tqdm(range(n_iter), desc="augment", unit="iter", disable=not progress):
         for c in cols:
             if c in modes[i % len(modes)]:
                 new_ids, _ = perturb_words(tokens[c], sampler, mask_id, p_mask, p_pos, rng)
                 _, _, start, span = ngram_spans(tokens[c].lengths, p_ng, rng)
-                per_iter[c].append(render(new_ids, tokens[c].offsets, start, span, vocab, with_space, with_sep))
+                per_iter[c].append(pa.array(render(new_ids, tokens[c].offsets, start, span, vocab, with_space,
+                                                   with_sep), type=pa.string()))
             else:
-                per_iter[c].append(originals[c])
-    # (n_iter, m) -> origin-major order: all samples of example 0, then of example 1, ...
-    cand = {c: (np.stack(per_iter[c]).T.ravel() if n_iter else np.array([], dtype=object)) for c in cols}
+                per_iter[c].append(held[c])
+    # Duplicates, exactly as pandas' duplicated(keep="first") over [originals; candidates in origin-major order]
+    # (all samples of example 0, then of example 1, ...): equal strings share a dictionary code, a pair's key
+    # combines its two codes, and a row is kept if it is its key's first occurrence.
+    key = np.zeros(m + n_iter * m, np.int64)
+    for c in cols:
+        encoded = pa.chunked_array([held[c], *per_iter[c]], type=pa.string()).dictionary_encode()
+        codes = np.concatenate([np.asarray(ch.indices, dtype=np.int64) for ch in encoded.chunks]) \
+            if encoded.num_chunks else np.zeros(0, np.int64)
+        width = len(encoded.chunk(0).dictionary) if encoded.num_chunks else 1
+        key = key * width + codes  # codes < width, so distinct (code1, code2) give distinct keys
+    by_origin = np.arange(n_iter * m, dtype=np.int64).reshape(n_iter, m).T.ravel()  # iteration-major positions
+    key = np.concatenate([key[:m], key[m:][by_origin]])
+    first = np.zeros(len(key), bool)
+    first[np.unique(key, return_index=True)[1]] = True
+    keep = first[m:]
+    taken = pa.array(by_origin[keep])
+    columns = {c: pa.chunked_array(per_iter[c], type=pa.string()).take(taken).combine_chunks() for c in cols}
     origin = np.repeat(np.arange(m, dtype=np.int64), n_iter)
-
-    both = pd.DataFrame({c: np.concatenate([originals[c], cand[c]]) for c in cols})
-    dup = both.duplicated(keep="first").to_numpy()[m:]  # originals come first, so copies of them are dropped too
-    keep = ~dup
-    return {"columns": {c: cand[c][keep] for c in cols}, "origin": origin[keep], "candidates": len(origin)}
+    return {"columns": columns, "origin": origin[keep], "candidates": len(origin)}
 
 
 def transfer_table(train: pd.DataFrame, text_columns: Sequence[str], synthetic: dict) -> pa.Table:
     """Originals (gold label, own position as origin) followed by synthetic rows (label -1)."""
     m, k = len(train), len(synthetic["origin"])
-    arrays = {c: pa.array(np.concatenate([train[c].astype(str).to_numpy(object), synthetic["columns"][c]]),
-                          type=pa.string()) for c in text_columns}
+    arrays = {c: pa.concat_arrays([pa.array(train[c].astype(str).to_numpy(object), type=pa.string()),
+                                   pa.array(synthetic["columns"][c], type=pa.string())]) for c in text_columns}
     arrays[LABEL] = pa.array(np.concatenate([train[LABEL].to_numpy(np.int64), np.full(k, UNLABELLED, np.int64)]))
     arrays[SYNTHETIC] = pa.array(np.concatenate([np.zeros(m, bool), np.ones(k, bool)]))
     arrays[ORIGIN] = pa.array(np.concatenate([np.arange(m, dtype=np.int64), synthetic["origin"]]))
