@@ -79,7 +79,8 @@ def test_probabilities_must_be_numbers_in_0_1(params):
     params(augment={"p_ng": 1.5})
     assert error_of(AugmentParams) == "params.yaml: augment.p_ng must be a probability in [0, 1], got 1.5"
     params(augment={"p_mask": 0.6, "p_pos": 0.5})  # each fine, together more than every word
-    assert "augment.p_mask + augment.p_pos must be <= 1, got 0.6 + 0.5" in error_of(AugmentParams)
+    assert error_of(AugmentParams) == ("augment.p_mask + augment.p_pos must be <= 1 (params.yaml, or --p-mask / "
+                                       "--p-pos), got 0.6 + 0.5")
 
 
 def test_choices_and_booleans(params):

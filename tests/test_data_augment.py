@@ -240,5 +240,6 @@ def test_augment_stage(tmp_path, task, cols):
     run_stage("augment.py", *args)
     assert paths.transfer.read_bytes() == first  # same inputs and seed: same bytes
     proc = run_stage("augment.py", *args, "--p-mask", "0.7", "--p-pos", "0.5", check=False)
-    assert "p_mask + augment.p_pos must be <= 1" in one_line_error(proc)
+    assert "augment.p_mask + augment.p_pos must be <= 1 (params.yaml, or --p-mask / --p-pos), got 0.7 + 0.5" \
+        in one_line_error(proc)
     assert paths.transfer.read_bytes() == first
