@@ -192,12 +192,11 @@ def augment(texts: dict[str, Sequence[str]], tags: dict[str, Sequence[Sequence[s
     # (all samples of example 0, then of example 1, ...): equal strings share a dictionary code, a pair's key
     # combines its two codes, and a row is kept if it is its key's first occurrence.
     key = np.zeros(m + n_iter * m, np.int64)
-    for c in cols:
+    for c in cols if m else ():  # no examples, no keys (and Arrow drops an empty array's only chunk)
         encoded = pa.chunked_array([held[c], *per_iter[c]], type=pa.string()).dictionary_encode()
-        codes = np.concatenate([np.asarray(ch.indices, dtype=np.int64) for ch in encoded.chunks]) \
-            if encoded.num_chunks else np.zeros(0, np.int64)
-        width = len(encoded.chunk(0).dictionary) if encoded.num_chunks else 1
-        key = key * width + codes  # codes < width, so distinct (code1, code2) give distinct keys
+        codes = np.concatenate([np.asarray(ch.indices, dtype=np.int64) for ch in encoded.chunks])
+        # every chunk shares one dictionary; codes < its size, so distinct (code1, code2) give distinct keys
+        key = key * len(encoded.chunk(0).dictionary) + codes
     by_origin = np.arange(n_iter * m, dtype=np.int64).reshape(n_iter, m).T.ravel()  # iteration-major positions
     key = np.concatenate([key[:m], key[m:][by_origin]])
     first = np.zeros(len(key), bool)
