@@ -8,7 +8,9 @@ run on one machine.
 - padded bf16: the same under CPU bf16 autocast (measured for reference; not used by the stage).
 
 Each variant trains a fresh copy of the same model (the train stage's architecture, GloVe 50d multichannel,
-AdaDelta, MSE on the teacher's logits) on the same seeded batches of data/<task>/teacher_logits.parquet.
+AdaDelta, MSE on the teacher's logits) on the same seeded batches of data/<task>/teacher_logits.parquet. Every
+variant uses torch.optim.Adadelta, so only the encoder differs; the stage's row-sparse AdaDelta is measured by
+benchmarks/student_step_breakdown.py.
 --pairs times the siamese student instead, on pairs of consecutive rows (batch 256 by default). From the repo root:
     taskset -c 1 python benchmarks/student_training.py --threads 1
 """
@@ -60,8 +62,9 @@ def rows_per_s(model, data: Dataset, batches: list, warmup: int, bf16: bool) -> 
     return count / (time.perf_counter() - start)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(description: str) -> argparse.ArgumentParser:
+    """The options every student-training benchmark shares (this one and student_step_breakdown.py)."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", default="rotten_tomatoes")
     ap.add_argument("--rows", type=int, default=20000, help="transfer-set rows the vocabulary and batches come from")
     ap.add_argument("--batches", type=int, default=150, help="timed batches per variant (after --warmup)")
@@ -69,8 +72,12 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=None, help="default: 50 (paper), 256 with --pairs")
     ap.add_argument("--pairs", action="store_true", help="the siamese student on pairs of consecutive rows")
     ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    return ap
+
+
+def setup(args) -> tuple[Dataset, list, StudentConfig, np.ndarray, int]:
+    """(data, warm-up + timed batches, the train stage's architecture, GloVe vectors, batch size) from
+    data/<task>/teacher_logits.parquet."""
     batch_size = args.batch_size or (256 if args.pairs else 50)
     df = pd.read_parquet(Path("data") / args.task / "teacher_logits.parquet").iloc[:args.rows]
     texts = df["sentence"].astype(str).tolist()
@@ -85,6 +92,13 @@ def main() -> None:
     batches = batch_order(data.total_lengths(), batch_size, np.random.default_rng(13))
     batches = (batches * (1 + (args.warmup + args.batches) // len(batches)))[:args.warmup + args.batches]
     cfg = StudentConfig(len(vocab), 50, 150, 200, teacher.shape[1], args.pairs, True, "glove-6b-50d")
+    return data, batches, cfg, vectors, batch_size
+
+
+def main() -> None:
+    args = arguments(__doc__).parse_args()
+    torch.set_num_threads(args.threads)
+    data, batches, cfg, vectors, batch_size = setup(args)
     print(f"{cpu_name()}; flags {' '.join(cpu_vector_flags())}; {args.threads} thread(s); "
           f"{'siamese, ' if args.pairs else ''}batch {batch_size}; {args.batches} timed batches from "
           f"data/{args.task}/teacher_logits.parquet", flush=True)
