@@ -40,6 +40,7 @@ def main(
     evals_per_epoch: Optional[int] = typer.Option(None, help=P.help("evals_per_epoch")),
     seed: Optional[int] = typer.Option(None, help=P.help("seed")),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help=P.help("bf16")),
+    fused_adamw: Optional[bool] = typer.Option(None, "--fused-adamw/--op-by-op-adamw", help=P.help("fused_adamw")),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
     metrics_dir: Path = typer.Option(Path("metrics"), help="Root of the per-task metrics folders."),
@@ -48,7 +49,7 @@ def main(
     cfg = config.load(P, task, params_file, model=model, learning_rates=learning_rates, epochs=epochs,
                       batch_size=batch_size, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                       max_length=max_length, max_train_examples=max_train_examples,
-                      evals_per_epoch=evals_per_epoch, seed=seed, bf16=bf16)
+                      evals_per_epoch=evals_per_epoch, seed=seed, bf16=bf16, fused_adamw=fused_adamw)
     paths = TaskPaths(task, data_dir, models_dir, metrics_dir)
     t = load_task(paths)
     train = load_split(paths, t, "train")

@@ -22,7 +22,8 @@ TASK = builtin_task("rotten_tomatoes")
 def teacher_params(model, **kw) -> TeacherParams:
     return TeacherParams(**{"model": str(model), "learning_rates": [1e-3], "epochs": 1, "batch_size": 16,
                             "warmup_ratio": 0.1, "weight_decay": 0.01, "max_length": 64, "max_train_examples": 0,
-                            "evals_per_epoch": 1, "seed": 13, "bf16": False, **kw})
+                            "evals_per_epoch": 1, "seed": 13, "bf16": False, "fused_adamw": True,
+                            **kw})
 
 
 def mean_loss(model, tok, df):
@@ -90,6 +91,30 @@ def test_bf16_finetuning_learns_and_keeps_fp32_weights(tiny_teacher):
     assert report["bf16"] is True
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast: the master weights stay fp32
     assert mean_loss(model, tok, train) < mean_loss(before, tok, train) - 0.1
+
+
+def test_fused_adamw_picks_the_kernel_and_keeps_the_update(tiny_teacher, monkeypatch):
+    """teacher.fused_adamw hands the Trainer adamw_torch_fused (torch's fused=True) or adamw_torch; the same update
+    up to rounding: both runs learn, and end within float noise of each other."""
+    built = []
+    adamw_init = torch.optim.AdamW.__init__
+
+    def spy(self, *args, **kwargs):
+        built.append(bool(kwargs.get("fused")))
+        adamw_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "__init__", spy)
+    train, dev = keyword_rows(200, 5), keyword_rows(60, 6)
+    before, tok = load_teacher(tiny_teacher, "cpu")
+    models = {}
+    for fused in (True, False):
+        models[fused], _, report, _, _ = finetune_teacher(TASK, train, dev, teacher_params(
+            tiny_teacher, learning_rates=[5e-3], epochs=2, fused_adamw=fused))
+        assert report["fused_adamw"] is fused
+        assert mean_loss(models[fused], tok, train) < mean_loss(before, tok, train) - 0.1
+    assert built == [True, False]
+    gap = max((a - b).abs().max().item() for a, b in zip(models[True].parameters(), models[False].parameters()))
+    assert gap < 1e-3
 
 
 def test_finetune_on_a_seeded_subset_without_unlabelled_rows(tiny_teacher):

@@ -147,7 +147,7 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
                 output_dir=out_dir, learning_rate=float(lr), num_train_epochs=cfg.epochs,
                 per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=2 * cfg.batch_size,
                 lr_scheduler_type="linear", warmup_steps=float(cfg.warmup_ratio), weight_decay=cfg.weight_decay,
-                optim="adamw_torch", **schedule, save_only_model=True,
+                optim="adamw_torch_fused" if cfg.fused_adamw else "adamw_torch", **schedule, save_only_model=True,
                 save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="accuracy",
                 greater_is_better=True, logging_strategy="steps", logging_steps=logging_steps,
                 train_sampling_strategy="group_by_length", bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda,
@@ -189,7 +189,8 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
     best_model.to("cpu")
     dev_metrics = split_metrics(dev_df[LABEL].to_numpy(), preds, with_f1=task.f1, positive=task.f1_index,
                                 num_labels=task.num_labels)
-    report = {"model": cfg.model, "task": task.name, "dev_split": task.dev_split, "bf16": bf16, "runs": runs,
+    report = {"model": cfg.model, "task": task.name, "dev_split": task.dev_split, "bf16": bf16,
+              "fused_adamw": cfg.fused_adamw, "runs": runs,
               "best_lr": best["lr"], "best_epoch": best["epoch"], "dev": dev_metrics,
               "train_wall_s": round(sum(r["train_wall_s"] for r in runs), 2)}
     return (best_model, tokenizer, report,

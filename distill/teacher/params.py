@@ -31,6 +31,9 @@ class TeacherParams(Params):
     seed: int = param(integer(), "Seed of the subset, classifier-head init and data order.")
     bf16: bool = param(boolean, "bf16 autocast for fine-tuning: faster on GPUs and CPUs with AVX512-BF16/AMX, "
                        "slower elsewhere (false = fp32 on a CPU; a GPU without bf16 uses fp16).")
+    fused_adamw: bool = param(boolean, "AdamW as torch's fused kernel (the Trainer's adamw_torch_fused): the same "
+                              "update in one pass per parameter; false = torch's op-by-op AdamW (adamw_torch), "
+                              "which rounds differently in the low bits.")
 
 
 @dataclass(frozen=True)
