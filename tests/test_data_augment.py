@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from conftest import one_line_error, run_stage
+from distill.data import dedup
 from distill.data.augment import (KEEP, MASKED, REPLACED, augment, encode, ngram_spans, perturb_words, render,
                                   transfer_table, write_table)
 from distill.data.postag import tag_frame
@@ -163,6 +164,14 @@ def test_duplicates_as_pandas_finds_them(pairs):
         assert out["columns"][c].to_pylist() == columns[c]
     if pairs:  # sentence 1 alone repeats among the kept pairs
         assert len(set(columns["sentence1"])) < len(columns["sentence1"])
+
+
+def test_first_occurrence_in_chunks_matches_pandas(monkeypatch):
+    monkeypatch.setattr(dedup, "CHUNK", 7)  # runs of equal keys across chunk borders
+    keys = np.random.default_rng(24).integers(0, 50, 1000).astype(np.uint64)
+    first = pd.Series(keys).groupby(keys).transform(lambda s: s.index[0]).to_numpy()
+    assert dedup.first_occurrence(keys.copy()).tolist() == first.tolist()
+    assert dedup.first_occurrence(np.zeros(0, np.uint64)).tolist() == []
 
 
 def test_same_seed_same_bytes(tmp_path):
