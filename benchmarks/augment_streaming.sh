@@ -30,6 +30,7 @@ for n in 20 120; do
   run before "$old" "$n"
   cp "$data/sst2/transfer.parquet" "$tmp/before.parquet"
   run after "$repo" "$n"
-  cmp "$tmp/before.parquet" "$data/sst2/transfer.parquet" &&
-    echo "n_iter $n: same bytes ($(stat -c %s "$tmp/before.parquet") bytes, $(sha256sum <"$tmp/before.parquet" | cut -c1-16))"
+  if ! cmp "$tmp/before.parquet" "$data/sst2/transfer.parquet"; then echo "n_iter $n: the bytes differ"; exit 1; fi
+  sum=$(sha256sum <"$tmp/before.parquet" | cut -c1-16)
+  echo "n_iter $n: same bytes ($(stat -c %s "$tmp/before.parquet") bytes, sha256 $sum...)"
 done

@@ -15,11 +15,12 @@ Everything is vectorized over flat token-id arrays (one RNG draw for all words o
 training set x 20 iterations runs in seconds on one core. The random stream is numpy's PCG64, seeded once.
 
 Memory does not grow with the candidates' text (SST-2, 67,349 examples x 120 = 8.1M candidates: 450 MB peak, of
-which 300 MB are there at n_iter 0; about 18 bytes a candidate, at the key sort): `generate` renders one iteration at a time, spills its strings to an Arrow IPC file and keeps an 8-byte
-key (a hash) a candidate; `Candidates.blocks` reads back all iterations of a block of origins, finds duplicates by
-key and confirms them on the strings (distill/data/dedup.py: exact, hash collisions included); `write_transfer`
-writes the blocks as they come, in row groups of exactly ROW_GROUP rows, so the file has the bytes that writing the
-whole in-memory table (`transfer_table`, `write_table`) gives.
+which 300 MB are there at n_iter 0; about 18 bytes a candidate, at the key sort). `generate` renders one iteration
+at a time, spills its strings to an Arrow IPC file and keeps an 8-byte key (a hash) a candidate; `Candidates.blocks`
+reads back all iterations of a block of origins, finds duplicates by key and confirms them on the strings
+(distill/data/dedup.py: exact, hash collisions included); `write_transfer` writes the blocks as they come, in row
+groups of exactly ROW_GROUP rows, so the file has the bytes that writing the whole in-memory table (`transfer_table`,
+`write_table`) gives.
 """
 from __future__ import annotations
 
