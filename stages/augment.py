@@ -12,9 +12,9 @@ import typer  # noqa: E402
 
 from distill import config  # noqa: E402
 from distill.data.params import AugmentParams as P  # noqa: E402
-from distill.data.augment import augment, transfer_table, write_table  # noqa: E402
+from distill.data.augment import generate, write_transfer  # noqa: E402
 from distill.data.splits import load_split  # noqa: E402
-from distill.io import get_logger, read_parquet, run_cli  # noqa: E402
+from distill.io import atomic_path, get_logger, read_parquet, run_cli  # noqa: E402
 from distill.layout import LABEL, TaskPaths, tag_columns  # noqa: E402
 from distill.tasks import load_task  # noqa: E402
 
@@ -44,15 +44,18 @@ def main(
     log.info("read %s (%d rows), %s (%d rows), %s (%d (tag, word) pairs)", paths.train, len(train), paths.postag,
              len(postag), paths.tag_unigrams, len(unigrams))
     log.info("augmenting with %s", cfg)
-    synthetic = augment({c: train[c].astype(str).tolist() for c in cols},
-                        {c: postag[t].tolist() for c, t in zip(cols, tag_cols)}, unigrams,
-                        cfg.p_mask, cfg.p_pos, cfg.p_ng, cfg.n_iter, cfg.seed)
-    kept = len(synthetic["origin"])
-    log.info("%d candidates, %d kept, %d duplicates discarded", synthetic["candidates"], kept,
-             synthetic["candidates"] - kept)
-    table = transfer_table(train, cols, synthetic)
-    write_table(table, paths.transfer)
-    log.info("wrote %s (%d rows: %d original + %d synthetic)", paths.transfer, table.num_rows, len(train), kept)
+    # candidates spill into the output's scratch dir, which atomic_path removes with the temporary file
+    with atomic_path(paths.transfer) as tmp, \
+            generate({c: train[c].astype(str).tolist() for c in cols},
+                     {c: postag[t].tolist() for c, t in zip(cols, tag_cols)}, unigrams,
+                     cfg.p_mask, cfg.p_pos, cfg.p_ng, cfg.n_iter, cfg.seed, spill_dir=tmp.parent) as candidates:
+        write_transfer(tmp, train, cols, candidates, progress=True)
+    kept = candidates.kept
+    log.info("%d candidates, %d kept, %d duplicates discarded", candidates.candidates, kept,
+             candidates.candidates - kept)
+    if candidates.collisions:  # told apart on the strings; the output does not depend on the hash
+        log.info("%d hash collisions among the candidates' keys", candidates.collisions)
+    log.info("wrote %s (%d rows: %d original + %d synthetic)", paths.transfer, len(train) + kept, len(train), kept)
 
 
 if __name__ == "__main__":

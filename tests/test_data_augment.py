@@ -2,14 +2,16 @@
 determinism; and the augment stage."""
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
 from conftest import one_line_error, run_stage
-from distill.data.augment import (KEEP, MASKED, REPLACED, augment, encode, ngram_spans, perturb_words, render,
-                                  transfer_table, write_table)
+from distill.data import dedup
+from distill.data.augment import (KEEP, MASKED, REPLACED, augment, encode, generate, hash_strings, ngram_spans,
+                                  perturb_words, render, transfer_table, write_table, write_transfer)
 from distill.data.postag import tag_frame
-from distill.io import UserError
+from distill.io import TMP_DIR, UserError
 from distill.layout import MASK, TaskPaths
 from helpers import cli_dirs, write_params, write_task_file
 
@@ -121,9 +123,9 @@ def test_pairs_cycle_first_second_both():
         assert list(zip(a[3 * i:3 * i + 3], b[3 * i:3 * i + 3])) == [(m1, s2[i]), (s1[i], m2), (m1, m2)]
 
 
-def reference_augment(texts, tags, unigrams, p_mask, p_pos, p_ng, n_iter, seed):
-    """The transfer set as the stage made it before its candidates moved to Arrow: Python strings, then pandas'
-    duplicated(keep="first") over [originals; candidates in origin-major order]."""
+def reference_candidates(texts, tags, unigrams, p_mask, p_pos, p_ng, n_iter, seed):
+    """Every candidate, drawn as the stage did before it streamed (all iterations in memory as Python strings):
+    {column: object array in origin-major order}."""
     from distill.data.augment import _SEP, encode, ngram_spans, perturb_words, render
     cols = list(texts)
     vocab, tokens, sampler = encode(texts, tags, unigrams)
@@ -140,16 +142,22 @@ def reference_augment(texts, tags, unigrams, p_mask, p_pos, p_ng, n_iter, seed):
                 per_iter[c].append(render(new_ids, tokens[c].offsets, start, span, vocab, with_space, with_sep))
             else:
                 per_iter[c].append(np.array(texts[c], dtype=object))
-    m = len(texts[cols[0]])
-    cand = {c: np.stack(per_iter[c]).T.ravel() for c in cols}
-    both = pd.DataFrame({c: np.concatenate([np.array(texts[c], dtype=object), cand[c]]) for c in cols})
+    return {c: np.stack(per_iter[c]).T.ravel() for c in cols}
+
+
+def reference_augment(texts, tags, unigrams, p_mask, p_pos, p_ng, n_iter, seed):
+    """The kept candidates as the stage found them before it streamed: pandas' duplicated(keep="first") over
+    [originals; candidates in origin-major order]."""
+    cand = reference_candidates(texts, tags, unigrams, p_mask, p_pos, p_ng, n_iter, seed)
+    m = len(next(iter(texts.values())))
+    both = pd.DataFrame({c: np.concatenate([np.array(texts[c], dtype=object), cand[c]]) for c in texts})
     keep = ~both.duplicated(keep="first").to_numpy()[m:]
-    return {c: cand[c][keep].tolist() for c in cols}, np.repeat(np.arange(m), n_iter)[keep]
+    return {c: cand[c][keep].tolist() for c in texts}, np.repeat(np.arange(m), n_iter)[keep]
 
 
 @pytest.mark.parametrize("pairs", [False, True])
 def test_duplicates_as_pandas_finds_them(pairs):
-    """Arrow dictionary codes (pairs: both codes together) drop exactly the rows pandas' duplicated() drops: a
+    """Keys confirmed on the strings (pairs: both sentences) drop exactly the rows pandas' duplicated() drops: a
     pair repeats only if both of its sentences do."""
     s1, tags1 = corpus(m=600, length=2, seed=21)  # two words over a small vocabulary: many repeats
     s2, tags2 = corpus(m=600, length=3, seed=22)
@@ -163,6 +171,77 @@ def test_duplicates_as_pandas_finds_them(pairs):
         assert out["columns"][c].to_pylist() == columns[c]
     if pairs:  # sentence 1 alone repeats among the kept pairs
         assert len(set(columns["sentence1"])) < len(columns["sentence1"])
+
+
+def tiny_hash(strings):
+    """Three keys in all: collisions everywhere, among originals too, so only the exact check keeps rows apart."""
+    return np.fromiter((len(s) % 3 for s in strings), np.uint64, len(strings))
+
+
+def pair_or_single(pairs, m=600, length=2):
+    s1, tags1 = corpus(m=m, length=length, seed=21)  # two words over 8: originals repeat, many candidates repeat
+    s2, tags2 = corpus(m=m, length=length + 1, seed=22)
+    s1[1], tags1[1] = s1[0], tags1[0]  # a pair whose first sentence is another pair's
+    return ({"sentence1": s1, "sentence2": s2}, {"sentence1": tags1, "sentence2": tags2}) if pairs else \
+        ({"sentence": s1}, {"sentence": tags1})
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+@pytest.mark.parametrize("block_rows", [1 << 18, 20, 1])  # one block; 2 origins a block; 1 (carried strings)
+@pytest.mark.parametrize("hash_fn", [hash_strings, tiny_hash], ids=["hash", "tiny_hash"])
+def test_streamed_output_is_the_in_memory_reference(tmp_path, pairs, block_rows, hash_fn):
+    texts, tags = pair_or_single(pairs)
+    with generate(texts, tags, UNIGRAMS, 0.2, 0.2, 0.3, 7, 23, tmp_path, progress=False, block_rows=block_rows,
+                  hash_fn=hash_fn) as candidates:
+        blocks = list(candidates.blocks())
+    columns, origin = reference_augment(texts, tags, UNIGRAMS, 0.2, 0.2, 0.3, 7, seed=23)
+    assert candidates.candidates == 4200 and candidates.kept == len(origin)
+    assert np.concatenate([o for _, o in blocks]).tolist() == origin.tolist()
+    for c in texts:
+        assert [s for b, _ in blocks for s in b[c].to_pylist()] == columns[c]
+    # a 64-bit hash: no collision, every repeat is confirmed against its first occurrence's strings
+    assert (candidates.collisions > 0) == (hash_fn is tiny_hash)
+    # what the exact check has to get right is in the data: originals that repeat, candidates that repeat an
+    # original, and candidates that repeat one another
+    originals = list(zip(*texts.values()))
+    cand = list(zip(*reference_candidates(texts, tags, UNIGRAMS, 0.2, 0.2, 0.3, 7, seed=23).values()))
+    new = [r for r in cand if r not in set(originals)]
+    assert len(set(originals)) < len(originals) and len(new) < len(cand) and len(set(new)) < len(new)
+    if hash_fn is tiny_hash:  # at most 3 keys a column: rows that share a key but differ are kept
+        assert len(origin) > 3 ** len(texts)
+
+
+def test_first_occurrence_in_chunks_matches_pandas(monkeypatch):
+    monkeypatch.setattr(dedup, "CHUNK", 7)  # runs of equal keys across chunk borders
+    keys = np.random.default_rng(24).integers(0, 50, 1000).astype(np.uint64)
+    first = pd.Series(keys).groupby(keys).transform(lambda s: s.index[0]).to_numpy()
+    assert dedup.first_occurrence(keys.copy()).tolist() == first.tolist()
+    assert dedup.first_occurrence(np.zeros(0, np.uint64)).tolist() == []
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+@pytest.mark.parametrize("m,n_iter,row_group,block_rows", [
+    (600, 7, 100, 50),  # row groups fill across blocks, the last one is short
+    (600, 7, 4200, 1 << 18),  # no row group full
+    (2000, 50, 65536, 1 << 14),  # the stage's row group (long sentences: most of the 100,000 candidates are kept)
+    (0, 5, 100, 50),  # no examples
+    (600, 0, 100, 50),  # no iterations: the originals alone
+])
+def test_streamed_file_has_the_bytes_of_the_whole_table(tmp_path, pairs, m, n_iter, row_group, block_rows):
+    texts, tags = pair_or_single(pairs, m=max(m, 2), length=8 if row_group == 65536 else 2)
+    texts, tags = {c: t[:m] for c, t in texts.items()}, {c: t[:m] for c, t in tags.items()}
+    train = pd.DataFrame({**texts, "label": np.arange(m) % 2})
+    args = (texts, tags, UNIGRAMS, 0.2, 0.2, 0.3, n_iter, 25)
+    whole = write_table(transfer_table(train, list(texts), augment(*args, progress=False)), tmp_path / "whole.parquet",
+                        row_group=row_group)
+    with generate(*args, spill_dir=tmp_path, progress=False, block_rows=block_rows) as candidates:
+        streamed = write_transfer(tmp_path / "streamed.parquet", train, list(texts), candidates, row_group=row_group)
+    assert streamed.read_bytes() == whole.read_bytes()
+    meta = pq.ParquetFile(streamed).metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert sum(sizes) == m + candidates.kept and set(sizes[:-1]) <= {row_group} and sizes[-1] <= row_group
+    if m and n_iter and row_group != 4200:
+        assert len(sizes) > 1 and sizes[0] == row_group
 
 
 def test_same_seed_same_bytes(tmp_path):
@@ -236,6 +315,7 @@ def test_augment_stage(tmp_path, task, cols):
     assert 0 < len(synth) <= 5 * n_iter and (synth["label"] == -1).all()
     assert not out.duplicated(cols).any()
     assert f"{5 * n_iter} candidates, {len(synth)} kept" in proc.stderr
+    assert not (paths.transfer.parent / TMP_DIR).exists()  # the spilled candidates are gone
     first = paths.transfer.read_bytes()
     run_stage("augment.py", *args)
     assert paths.transfer.read_bytes() == first  # same inputs and seed: same bytes

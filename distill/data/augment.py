@@ -13,10 +13,19 @@ an augmented sentence of a pair goes through 1 and 2 on its own, the other sente
 
 Everything is vectorized over flat token-id arrays (one RNG draw for all words of an iteration), so the full SST-2
 training set x 20 iterations runs in seconds on one core. The random stream is numpy's PCG64, seeded once.
+
+Memory does not grow with the candidates' text (SST-2, 67,349 examples x 120 = 8.1M candidates: 450 MB peak, of
+which 300 MB are there at n_iter 0; about 18 bytes a candidate, at the key sort). `generate` renders one iteration
+at a time, spills its strings to an Arrow IPC file and keeps an 8-byte key (a hash) a candidate; `Candidates.blocks`
+reads back all iterations of a block of origins, finds duplicates by key and confirms them on the strings
+(distill/data/dedup.py: exact, hash collisions included); `write_transfer` writes the blocks as they come, in row
+groups of exactly ROW_GROUP rows, so the file has the bytes that writing the whole in-memory table (`transfer_table`,
+`write_table`) gives.
 """
 from __future__ import annotations
 
 import itertools
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -27,10 +36,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from distill.data.dedup import ExactCheck, first_occurrence
 from distill.io import UserError, atomic_path
 from distill.layout import LABEL, MASK, ORIGIN, SYNTHETIC, UNLABELLED
 MAX_N = 5  # n-gram sizes {1, ..., 5}
 ROW_GROUP = 65536  # fixed, so a rerun writes identical bytes
+BLOCK_ROWS = 1 << 18  # candidates de-duplicated and written at a time (all iterations of a block of origins)
 _SEP = "\n"  # sentence terminator when rendering many sentences with one join; never inside a space-split token
 
 KEEP, MASKED, REPLACED = 0, 1, 2  # per-word decisions
@@ -155,10 +166,101 @@ def render(ids: np.ndarray, offsets: np.ndarray, start: np.ndarray, span: np.nda
     return np.array(out, dtype=object)
 
 
-def augment(texts: dict[str, Sequence[str]], tags: dict[str, Sequence[Sequence[str]]], unigrams: pd.DataFrame,
-            p_mask: float, p_pos: float, p_ng: float, n_iter: int, seed: int, progress: bool = True) -> dict:
-    """Synthetic examples of §3.3. Returns {"columns": {text column: pyarrow string array}, "origin": int64 array,
-    "candidates": number generated before de-duplication}; rows are ordered by origin, then iteration."""
+def hash_strings(strings: np.ndarray) -> np.ndarray:
+    """64-bit keys for de-duplication (any function works: equal keys are checked against the strings)."""
+    return pd.util.hash_array(strings, categorize=False)
+
+
+def _combine(hashes: list[np.ndarray]) -> np.ndarray:
+    """One key per pair: equal pairs, equal keys (unequal pairs that collide are caught by the exact check)."""
+    key = hashes[0].copy()
+    for h in hashes[1:]:
+        key = key * np.uint64(0x9E3779B97F4A7C15) ^ h
+    return key
+
+
+class _Spill:
+    """One column's rendered strings on disk, an Arrow IPC file: batch (iteration, block) holds that iteration's
+    strings of the block's origins, so a block of all iterations is read back without the rest."""
+
+    def __init__(self, path: Path):
+        self.path, self.writer, self.file, self.reader, self.first, self.n = path, None, None, None, {}, 0
+
+    def write(self, iteration: int, strings: pa.Array, bounds: list[int]) -> None:
+        if self.writer is None:
+            self.writer = pa.ipc.new_file(str(self.path), pa.schema([("s", pa.string())]))
+        self.first[iteration] = self.n
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            self.writer.write_batch(pa.record_batch([strings.slice(a, b - a)], names=["s"]))
+        self.n += len(bounds) - 1
+
+    def read(self, iteration: int, block: int) -> pa.Array:
+        if self.reader is None:
+            self.writer.close()
+            self.writer = None
+            # plain reads, not a memory map: mapped pages would count towards the process's resident memory
+            self.file = pa.OSFile(str(self.path))
+            self.reader = pa.ipc.open_file(self.file)
+        return self.reader.get_batch(self.first[iteration] + block).column(0)
+
+    def close(self) -> None:
+        for f in (self.writer, self.file):
+            if f is not None:
+                f.close()
+        self.writer = self.file = self.reader = None
+
+
+@dataclass
+class Candidates:
+    """The synthetic candidates of all iterations, spilled to disk, with each one's key representative
+    (`dedup.first_occurrence` over [originals; candidates in origin-major order]). Iterate `blocks()` to get
+    the kept rows; close when done (a context manager)."""
+    columns: list[str]
+    originals: dict[str, pa.Array]
+    n_iter: int
+    bounds: list[int]  # origins of block k: [bounds[k], bounds[k + 1])
+    augmented: dict[int, list[str]]  # iteration -> columns it augmented (the others hold the original)
+    spills: dict[str, _Spill]
+    rep: np.ndarray
+    kept: int = 0
+    collisions: int = 0  # keys found shared by different strings (a 64-bit hash: expect 0)
+
+    @property
+    def candidates(self) -> int:
+        return len(self.rep) - len(self.originals[self.columns[0]])
+
+    def blocks(self, progress: bool = False):
+        """Kept rows block by block, ordered by origin, then iteration: ({column: strings}, origin int64 array)."""
+        m, n = len(self.originals[self.columns[0]]), self.n_iter
+        self.kept = self.collisions = 0
+        spans = list(zip(self.bounds[:-1], self.bounds[1:])) if n else []
+        check = ExactCheck(self.rep, self.originals, [m + a * n for a, _ in spans])
+        for k, (a, b) in enumerate(tqdm(spans, desc="dedup", unit="block", disable=not progress)):
+            w = b - a
+            origin_major = pa.array((np.arange(w)[:, None] + np.arange(n)[None, :] * w).ravel())
+            strings = {c: pa.concat_arrays([self.spills[c].read(i, k) if c in self.augmented[i]
+                                            else self.originals[c].slice(a, w) for i in range(n)]).take(origin_major)
+                       for c in self.columns}
+            keep = check.keep(m + a * n, strings)
+            self.kept, self.collisions = self.kept + int(keep.sum()), len(check.seen)
+            mask = pa.array(keep)
+            yield {c: s.filter(mask) for c, s in strings.items()}, np.repeat(np.arange(a, b, dtype=np.int64), n)[keep]
+            del strings
+            pa.default_memory_pool().release_unused()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for spill in self.spills.values():
+            spill.close()
+
+
+def generate(texts: dict[str, Sequence[str]], tags: dict[str, Sequence[Sequence[str]]], unigrams: pd.DataFrame,
+             p_mask: float, p_pos: float, p_ng: float, n_iter: int, seed: int, spill_dir: str | Path,
+             progress: bool = True, block_rows: int = BLOCK_ROWS, hash_fn=hash_strings) -> Candidates:
+    """Synthetic candidates of §3.3, spilled under spill_dir (which the caller removes); memory holds one
+    iteration's strings and an 8-byte key a candidate. block_rows: candidates a block of origins holds."""
     if not (0 <= p_mask and 0 <= p_pos and p_mask + p_pos <= 1 and 0 <= p_ng <= 1):
         raise UserError(f"need 0 <= p_mask, p_pos, p_mask + p_pos <= 1 and 0 <= p_ng <= 1 "
                         f"(got {p_mask}, {p_pos}, {p_ng})")
@@ -172,55 +274,118 @@ def augment(texts: dict[str, Sequence[str]], tags: dict[str, Sequence[Sequence[s
     with_space = np.array([w + " " for w in vocab], dtype=object)
     with_sep = np.array([w + _SEP for w in vocab], dtype=object)
     rng = np.random.Generator(np.random.PCG64(seed))
+    per_block = max(1, block_rows // max(n_iter, 1))
+    bounds = [*range(0, m, per_block), m]
+    held_keys = {c: hash_fn(originals[c]) for c in cols}
+    keys = np.empty(m + m * n_iter, np.uint64)  # position m + origin * n_iter + iteration: origin-major
+    keys[:m] = _combine(list(held_keys.values()))
+    spills = {c: _Spill(Path(spill_dir) / f"candidates-{j}.arrow") for j, c in enumerate(cols)}
 
     # Pairs: iteration i augments sentence 1 only, sentence 2 only, both (i % 3); singles: always the sentence.
-    # Each iteration's strings go into Arrow at once (about 4 bytes of overhead a string instead of a Python
-    # object's 50+), so memory per candidate stays near its text's length.
     modes = [cols] if len(cols) == 1 else [[cols[0]], [cols[1]], cols]
-    held = {c: pa.array(originals[c], type=pa.string()) for c in cols}
-    per_iter = {c: [] for c in cols}
-    for i in tqdm(range(n_iter), desc="augment", unit="iter", disable=not progress):
-        for c in cols:
-            if c in modes[i % len(modes)]:
-                new_ids, _ = perturb_words(tokens[c], sampler, mask_id, p_mask, p_pos, rng)
-                _, _, start, span = ngram_spans(tokens[c].lengths, p_ng, rng)
-                per_iter[c].append(pa.array(render(new_ids, tokens[c].offsets, start, span, vocab, with_space,
-                                                   with_sep), type=pa.string()))
-            else:
-                per_iter[c].append(held[c])
-    # Duplicates, exactly as pandas' duplicated(keep="first") over [originals; candidates in origin-major order]
-    # (all samples of example 0, then of example 1, ...): equal strings share a dictionary code, a pair's key
-    # combines its two codes, and a row is kept if it is its key's first occurrence.
-    key = np.zeros(m + n_iter * m, np.int64)
-    for c in cols if m else ():  # no examples, no keys (and Arrow drops an empty array's only chunk)
-        encoded = pa.chunked_array([held[c], *per_iter[c]], type=pa.string()).dictionary_encode()
-        codes = np.concatenate([np.asarray(ch.indices, dtype=np.int64) for ch in encoded.chunks])
-        # every chunk shares one dictionary; codes < its size, so distinct (code1, code2) give distinct keys
-        key = key * len(encoded.chunk(0).dictionary) + codes
-    by_origin = np.arange(n_iter * m, dtype=np.int64).reshape(n_iter, m).T.ravel()  # iteration-major positions
-    key = np.concatenate([key[:m], key[m:][by_origin]])
-    first = np.zeros(len(key), bool)
-    first[np.unique(key, return_index=True)[1]] = True
-    keep = first[m:]
-    taken = pa.array(by_origin[keep])
-    columns = {c: pa.chunked_array(per_iter[c], type=pa.string()).take(taken).combine_chunks() for c in cols}
-    origin = np.repeat(np.arange(m, dtype=np.int64), n_iter)
-    return {"columns": columns, "origin": origin[keep], "candidates": len(origin)}
+    augmented = {}
+    try:
+        for i in tqdm(range(n_iter), desc="augment", unit="iter", disable=not progress):
+            augmented[i], hashes = modes[i % len(modes)], []
+            for c in cols:
+                if c in augmented[i]:
+                    new_ids, _ = perturb_words(tokens[c], sampler, mask_id, p_mask, p_pos, rng)
+                    _, _, start, span = ngram_spans(tokens[c].lengths, p_ng, rng)
+                    strings = render(new_ids, tokens[c].offsets, start, span, vocab, with_space, with_sep)
+                    hashes.append(hash_fn(strings))
+                    spills[c].write(i, pa.array(strings, type=pa.string()), bounds)
+                else:
+                    hashes.append(held_keys[c])
+            keys[m + i::n_iter] = _combine(hashes)
+    except BaseException:
+        for spill in spills.values():
+            spill.close()
+        raise
+    # Duplicates as pandas' duplicated(keep="first") over [originals; candidates in origin-major order] (all
+    # samples of example 0, then of example 1, ...): keys here, checked against the strings in Candidates.blocks.
+    pa.default_memory_pool().release_unused()  # mimalloc keeps freed pages mapped otherwise
+    rep = first_occurrence(keys)  # in keys' buffer
+    return Candidates(cols, {c: pa.array(originals[c], type=pa.string()) for c in cols}, n_iter, bounds, augmented,
+                      spills, rep)
 
 
-def transfer_table(train: pd.DataFrame, text_columns: Sequence[str], synthetic: dict) -> pa.Table:
-    """Originals (gold label, own position as origin) followed by synthetic rows (label -1)."""
-    m, k = len(train), len(synthetic["origin"])
-    arrays = {c: pa.concat_arrays([pa.array(train[c].astype(str).to_numpy(object), type=pa.string()),
-                                   pa.array(synthetic["columns"][c], type=pa.string())]) for c in text_columns}
-    arrays[LABEL] = pa.array(np.concatenate([train[LABEL].to_numpy(np.int64), np.full(k, UNLABELLED, np.int64)]))
-    arrays[SYNTHETIC] = pa.array(np.concatenate([np.zeros(m, bool), np.ones(k, bool)]))
-    arrays[ORIGIN] = pa.array(np.concatenate([np.arange(m, dtype=np.int64), synthetic["origin"]]))
+def augment(texts: dict[str, Sequence[str]], tags: dict[str, Sequence[Sequence[str]]], unigrams: pd.DataFrame,
+            p_mask: float, p_pos: float, p_ng: float, n_iter: int, seed: int, progress: bool = True,
+            **options) -> dict:
+    """`generate`, all kept rows in memory (small sets, tests): {"columns": {text column: pyarrow string array},
+    "origin": int64 array, "candidates": number generated before de-duplication}; rows ordered by origin, then
+    iteration. options: generate's block_rows, hash_fn."""
+    with tempfile.TemporaryDirectory(prefix="augment-") as spill_dir, \
+            generate(texts, tags, unigrams, p_mask, p_pos, p_ng, n_iter, seed, spill_dir, progress, **options) as cands:
+        blocks = list(cands.blocks())
+        columns = {c: pa.concat_arrays([pa.array([], pa.string()), *(s[c] for s, _ in blocks)]) for c in cands.columns}
+        origin = np.concatenate([np.zeros(0, np.int64), *(o for _, o in blocks)])
+        return {"columns": columns, "origin": origin, "candidates": cands.candidates}
+
+
+def _originals_table(train: pd.DataFrame, text_columns: Sequence[str]) -> pa.Table:
+    m = len(train)
+    arrays = {c: pa.array(train[c].astype(str).to_numpy(object), type=pa.string()) for c in text_columns}
+    arrays[LABEL] = pa.array(train[LABEL].to_numpy(np.int64))
+    arrays[SYNTHETIC] = pa.array(np.zeros(m, bool))
+    arrays[ORIGIN] = pa.array(np.arange(m, dtype=np.int64))
     return pa.table(arrays)
 
 
-def write_table(table: pa.Table, path: str | Path) -> Path:
+def _synthetic_table(columns: dict[str, pa.Array], origin: np.ndarray) -> pa.Table:
+    arrays = {c: pa.array(s, type=pa.string()) for c, s in columns.items()}
+    arrays[LABEL] = pa.array(np.full(len(origin), UNLABELLED, np.int64))
+    arrays[SYNTHETIC] = pa.array(np.ones(len(origin), bool))
+    arrays[ORIGIN] = pa.array(np.asarray(origin, np.int64))
+    return pa.table(arrays)
+
+
+def transfer_table(train: pd.DataFrame, text_columns: Sequence[str], synthetic: dict) -> pa.Table:
+    """Originals (gold label, own position as origin) followed by synthetic rows (label -1), in memory."""
+    table = pa.concat_tables([_originals_table(train, text_columns),
+                              _synthetic_table(synthetic["columns"], synthetic["origin"])])
+    return table.combine_chunks()
+
+
+def write_table(table: pa.Table, path: str | Path, row_group: int = ROW_GROUP) -> Path:
     """Plain pyarrow write (no pandas metadata, fixed row groups): same table -> same bytes."""
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, row_group_size=ROW_GROUP, compression="snappy")
+        pq.write_table(table, tmp, row_group_size=row_group, compression="snappy")
+    return Path(path)
+
+
+class _RowGroups:
+    """Rows buffered into row groups of exactly `size` rows (the last one shorter), each written from contiguous
+    arrays: the same bytes as pq.write_table(whole table, row_group_size=size)."""
+
+    def __init__(self, writer: pq.ParquetWriter, size: int):
+        self.writer, self.size, self.pending, self.rows, self.written = writer, size, [], 0, 0
+
+    def add(self, table: pa.Table) -> None:
+        self.pending.append(table)
+        self.rows += table.num_rows
+        while self.rows >= self.size:
+            self._flush(self.size)
+
+    def close(self) -> None:
+        if self.rows or not self.written:  # an empty table still writes its (empty) row group
+            self._flush(self.rows)
+
+    def _flush(self, n: int) -> None:
+        table = pa.concat_tables(self.pending)
+        self.writer.write_table(table.slice(0, n).combine_chunks(), row_group_size=self.size)
+        self.pending, self.rows, self.written = [table.slice(n)], self.rows - n, self.written + n
+
+
+def write_transfer(path: str | Path, train: pd.DataFrame, text_columns: Sequence[str], candidates: Candidates,
+                   row_group: int = ROW_GROUP, progress: bool = False) -> Path:
+    """Stream the transfer set to `path` (not atomic: the caller renames it): the bytes of
+    write_table(transfer_table(...)) without holding the synthetic rows."""
+    originals = _originals_table(train, text_columns)
+    with pq.ParquetWriter(path, originals.schema, compression="snappy") as writer:
+        groups = _RowGroups(writer, row_group)
+        groups.add(originals)
+        for columns, origin in candidates.blocks(progress):
+            groups.add(_synthetic_table(columns, origin))
+        groups.close()
     return Path(path)
