@@ -71,7 +71,6 @@ def arguments(description: str) -> argparse.ArgumentParser:
     ap.add_argument("--warmup", type=int, default=15)
     ap.add_argument("--batch-size", type=int, default=None, help="default: 50 (paper), 256 with --pairs")
     ap.add_argument("--pairs", action="store_true", help="the siamese student on pairs of consecutive rows")
-    ap.add_argument("--threads", type=int, default=1)
     return ap
 
 
@@ -96,7 +95,9 @@ def setup(args) -> tuple[Dataset, list, StudentConfig, np.ndarray, int]:
 
 
 def main() -> None:
-    args = arguments(__doc__).parse_args()
+    ap = arguments(__doc__)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data, batches, cfg, vectors, batch_size = setup(args)
     print(f"{cpu_name()}; flags {' '.join(cpu_vector_flags())}; {args.threads} thread(s); "
