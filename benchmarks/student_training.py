@@ -5,7 +5,8 @@ run on one machine.
   backward zero-fills an input-sized gradient per step);
 - padded: the encoder now (distill.student.model): two whole-sequence LSTM calls on padded input, the backward
   direction on reversed rows; same values and gradients (tests/test_student_model.py);
-- padded bf16: the same under CPU bf16 autocast (measured for reference; not used by the stage).
+- padded bf16: the same under CPU bf16 autocast (measured for reference; not used by the stage);
+- with --compile, padded under torch.compile (measured for reference; not used by the stage).
 
 Each variant trains a fresh copy of the same model (the train stage's architecture, GloVe 50d multichannel,
 AdaDelta, MSE on the teacher's logits) on the same seeded batches of data/<task>/teacher_logits.parquet. Every
@@ -45,15 +46,16 @@ def packed_forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     return torch.cat([h_n[0], h_n[1]], dim=-1)
 
 
-def rows_per_s(model, data: Dataset, batches: list, warmup: int, bf16: bool) -> float:
+def rows_per_s(model, data: Dataset, batches: list, warmup: int, bf16: bool, compiled: bool = False) -> float:
     opt = torch.optim.Adadelta([p for p in model.parameters() if p.requires_grad], lr=1.0, rho=0.95)
     model.train()
+    forward = torch.compile(model, dynamic=True) if compiled else model  # compiles in the warm-up batches
     count, start = 0, 0.0
     for i, rows in enumerate(batches):
         if i == warmup:
             count, start = 0, time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(*data.inputs(rows))
+            out = forward(*data.inputs(rows))
         loss = distill_loss(out.float(), torch.from_numpy(data.teacher[rows]), None, 0.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -97,6 +99,8 @@ def setup(args) -> tuple[Dataset, list, StudentConfig, np.ndarray, int]:
 def main() -> None:
     ap = arguments(__doc__)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--compile", action="store_true", help="also time the padded encoder under torch.compile "
+                    "(dynamic shapes; compiled during the warm-up batches, which are not timed)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data, batches, cfg, vectors, batch_size = setup(args)
@@ -104,15 +108,17 @@ def main() -> None:
           f"{'siamese, ' if args.pairs else ''}batch {batch_size}; {args.batches} timed batches from "
           f"data/{args.task}/teacher_logits.parquet", flush=True)
     padded_forward = BiLSTMEncoder.forward
-    variants = [("packed (before)", packed_forward, False), ("padded (now)", padded_forward, False)]
+    variants = [("packed (before)", packed_forward, False, False), ("padded (now)", padded_forward, False, False)]
     if cpu_supports_bf16():
-        variants.append(("padded, bf16 autocast", padded_forward, True))
+        variants.append(("padded, bf16 autocast", padded_forward, True, False))
+    if args.compile:
+        variants.append(("padded, torch.compile", padded_forward, False, True))
     results = {}
-    for name, forward, bf16 in variants:
+    for name, forward, bf16, compiled in variants:
         BiLSTMEncoder.forward = forward
         torch.manual_seed(13)
         results[name] = rows_per_s(StudentClassifier(cfg, torch.from_numpy(vectors)), data, batches, args.warmup,
-                                   bf16)
+                                   bf16, compiled)
         print(f"  {name:24} {results[name]:8.0f} rows/s  {results[name] / results['packed (before)']:5.2f}x",
               flush=True)
     BiLSTMEncoder.forward = padded_forward

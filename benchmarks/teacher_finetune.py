@@ -4,8 +4,8 @@ The finetune_teacher stage's maths without the Trainer around it: the default te
 classifier head, AdamW, batches of --batch-size rows of data/<task>/train.parquet grouped by length as the
 Trainer's group_by_length does (similar lengths, dynamic padding). fp32 and bf16 steps alternate over the same
 batches, so all see the same lengths and the same machine load; a third variant adds the fused AdamW kernel
-(the Trainer's optim="adamw_torch_fused") to bf16. bf16 autocast is native on CPUs with
-AVX512-BF16/AMX and emulated (slower) elsewhere. From the repo root, e.g.:
+(the Trainer's optim="adamw_torch_fused") to bf16, and --compile a fourth, that one under torch.compile. bf16
+autocast is native on CPUs with AVX512-BF16/AMX and emulated (slower) elsewhere. From the repo root, e.g.:
     taskset -c 1 python benchmarks/teacher_finetune.py --threads 1
 """
 from __future__ import annotations
@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32, help="teacher.batch_size")
     ap.add_argument("--max-length", type=int, default=128, help="teacher.max_length")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--compile", action="store_true", help="also time bf16 + fused AdamW under torch.compile "
+                    "(dynamic shapes; the first, compiling step is not timed)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from transformers import AutoModelForSequenceClassification
@@ -54,6 +56,9 @@ def main() -> None:
     # is its fused kernel (one pass per parameter): each variant keeps its own optimizer state over the same weights
     looped, fused = (torch.optim.AdamW(model.parameters(), lr=5e-5, fused=f) for f in (False, True))
     variants = {"fp32": (False, looped), "bf16 autocast": (True, looped), "bf16 autocast, fused AdamW": (True, fused)}
+    compiled = torch.compile(model, dynamic=True) if args.compile else None  # same weights; compiles on step 0
+    if compiled is not None:
+        variants["bf16, fused AdamW, torch.compile"] = (True, fused)
     model.train()
     print(f"{cpu_name()}; flags {' '.join(cpu_vector_flags())}; {args.threads} thread(s); bf16 hardware: "
           f"{cpu_supports_bf16()}; {args.model}, batch {args.batch_size}, {args.steps} steps each", flush=True)
@@ -65,7 +70,7 @@ def main() -> None:
         for name, (bf16, opt) in variants.items():
             start = time.perf_counter()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = model(**enc, labels=labels).loss
+                loss = (compiled if "compile" in name else model)(**enc, labels=labels).loss
             loss.backward()
             opt.step()
             opt.zero_grad()
