@@ -25,7 +25,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.profiler import profile
 
@@ -33,10 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flop_floor import gemm_rate  # noqa: E402
-from student_training import arguments, setup  # noqa: E402
+from student_training import arguments, optimizer, rows_per_s, setup, train_step  # noqa: E402
 from distill.runtime import cpu_name, cpu_vector_flags  # noqa: E402
 from distill.student.model import BiLSTMEncoder, StudentClassifier, reverse_rows  # noqa: E402
-from distill.student.train import adadelta, distill_loss  # noqa: E402
 
 LSTM_FORWARD, LSTM_BACKWARD, OPTIMIZER = "aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward", "Optimizer.step"
 
@@ -45,16 +43,7 @@ def new_model(cfg, vectors, row_sparse: bool):
     torch.manual_seed(13)
     model = StudentClassifier(cfg, torch.from_numpy(vectors))
     model.train()
-    opt = adadelta(model, 1.0, 0.95) if row_sparse else torch.optim.Adadelta(
-        [p for p in model.parameters() if p.requires_grad], lr=1.0, rho=0.95)
-    return model, opt
-
-
-def step(model, opt, data, rows) -> None:
-    loss = distill_loss(model(*data.inputs(rows)), torch.from_numpy(data.teacher[rows]), None, 0.0)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    return model, optimizer(model, row_sparse)
 
 
 def lstm_flop(data, batches, hidden: int, inputs: int) -> float:
@@ -66,12 +55,12 @@ def lstm_flop(data, batches, hidden: int, inputs: int) -> float:
 def breakdown(data, batches, cfg, vectors, warmup: int, row_sparse: bool, peak: float) -> None:
     model, opt = new_model(cfg, vectors, row_sparse)
     for rows in batches[:warmup]:
-        step(model, opt, data, rows)
+        train_step(model, opt, data, rows)
     timed = batches[warmup:]
     with profile() as prof:
         start = time.perf_counter()
         for rows in timed:
-            step(model, opt, data, rows)
+            train_step(model, opt, data, rows)
         wall = time.perf_counter() - start
     self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
     total_us = {e.key: e.cpu_time_total for e in prof.key_averages()}
@@ -158,14 +147,9 @@ def two_cores(data, batches, cfg, vectors, warmup: int, rounds: int) -> None:
     for name in schedule:
         forward, row_sparse = variants[name]
         BiLSTMEncoder.forward = forward
-        model, opt = new_model(cfg, vectors, row_sparse)
-        count = 0
-        for i, rows in enumerate(batches):
-            if i == warmup:
-                count, start = 0, time.perf_counter()
-            step(model, opt, data, rows)
-            count += len(rows)
-        rates[name].append(count / (time.perf_counter() - start))
+        torch.manual_seed(13)
+        model = StudentClassifier(cfg, torch.from_numpy(vectors))
+        rates[name].append(rows_per_s(model, data, batches, warmup, False, row_sparse=row_sparse))
         weights[name] = [p.detach().clone() for p in model.parameters()]
     BiLSTMEncoder.forward = now
     first, *others = weights.values()

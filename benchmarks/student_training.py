@@ -32,7 +32,7 @@ from distill.runtime import cpu_name, cpu_supports_bf16, cpu_vector_flags  # noq
 from distill.student.batching import Dataset, batch_order  # noqa: E402
 from distill.student.embeddings import build_embeddings  # noqa: E402
 from distill.student.model import BiLSTMEncoder, StudentClassifier, StudentConfig  # noqa: E402
-from distill.student.train import distill_loss  # noqa: E402
+from distill.student.train import adadelta, distill_loss  # noqa: E402
 from distill.student.vocab import Vocab  # noqa: E402
 from distill.layout import LOGITS  # noqa: E402
 
@@ -46,20 +46,33 @@ def packed_forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     return torch.cat([h_n[0], h_n[1]], dim=-1)
 
 
-def rows_per_s(model, data: Dataset, batches: list, warmup: int, bf16: bool, compiled: bool = False) -> float:
-    opt = torch.optim.Adadelta([p for p in model.parameters() if p.requires_grad], lr=1.0, rho=0.95)
+def optimizer(model, row_sparse: bool = False) -> torch.optim.Optimizer:
+    """AdaDelta as the stage runs it (lr 1, rho 0.95): torch's, or the stage's row-sparse one (same numbers)."""
+    if row_sparse:
+        return adadelta(model, 1.0, 0.95)
+    return torch.optim.Adadelta([p for p in model.parameters() if p.requires_grad], lr=1.0, rho=0.95)
+
+
+def train_step(forward, opt, data: Dataset, rows, bf16: bool = False) -> None:
+    """One MSE-on-logits step of the train stage on these rows."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = forward(*data.inputs(rows))
+    loss = distill_loss(out.float(), torch.from_numpy(data.teacher[rows]), None, 0.0)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def rows_per_s(model, data: Dataset, batches: list, warmup: int, bf16: bool, compiled: bool = False,
+               row_sparse: bool = False) -> float:
+    opt = optimizer(model, row_sparse)
     model.train()
     forward = torch.compile(model, dynamic=True) if compiled else model  # compiles in the warm-up batches
     count, start = 0, 0.0
     for i, rows in enumerate(batches):
         if i == warmup:
             count, start = 0, time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = forward(*data.inputs(rows))
-        loss = distill_loss(out.float(), torch.from_numpy(data.teacher[rows]), None, 0.0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(forward, opt, data, rows, bf16)
         count += len(rows)
     return count / (time.perf_counter() - start)
 
