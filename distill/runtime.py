@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from distill.io import UserError
+
 
 def device() -> torch.device:
     """cuda when present, else cpu."""
@@ -49,8 +51,26 @@ def cpu_name() -> str:
     return _cpuinfo_first_block().get("model name") or platform.processor() or platform.machine()
 
 
+# The flags an AVX2-class CPU (Haswell .. Zen 3: most laptops, cloud VMs and CI runners) lacks. Masking them
+# lets an AVX-512 machine take every decision, and build every C kernel, as such a CPU would.
+_ABOVE_AVX2 = ("avx512", "amx", "avx_vnni", "avx_ne_convert", "avx_ifma")
+CPU_ISA_ENV = "BILSTM_DISTILL_CPU_ISA"
+
+
+def cpu_isa_override() -> str:
+    """$BILSTM_DISTILL_CPU_ISA: "" (the CPU as detected) or "avx2" (behave as an AVX2-only CPU)."""
+    value = os.environ.get(CPU_ISA_ENV, "").strip().lower()
+    if value not in ("", "native", "avx2"):
+        raise ValueError(f"{CPU_ISA_ENV}={value!r}: expected avx2 or native")
+    return "" if value == "native" else value
+
+
 def cpu_flags() -> set[str]:
-    return set(_cpuinfo_first_block().get("flags", "").split())
+    """The CPU's flags from /proc/cpuinfo, less those above AVX2 when $BILSTM_DISTILL_CPU_ISA=avx2."""
+    flags = set(_cpuinfo_first_block().get("flags", "").split())
+    if cpu_isa_override() == "avx2":
+        flags = {f for f in flags if not f.startswith(_ABOVE_AVX2)}
+    return flags
 
 
 def cpu_vector_flags() -> list[str]:
@@ -64,11 +84,57 @@ def cpu_fingerprint() -> str:
     return f"{platform.machine()} {cpu_name()} {' '.join(sorted(cpu_flags()))}"
 
 
+def torch_cpu_capability() -> str:
+    """The vector ISA class torch's own CPU kernels run at (AVX512, AVX2, ...; ATEN_CPU_CAPABILITY lowers it)."""
+    return str(getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")())
+
+
+def _onednn_allows_bf16() -> bool:
+    """False when ONEDNN_MAX_CPU_ISA caps oneDNN below the ISAs that have bf16 instructions."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "")).strip().upper()
+    return not isa or isa == "ALL" or "BF16" in isa or "AMX" in isa or isa.startswith("AVX10")
+
+
 def cpu_supports_bf16() -> bool:
-    """bf16 matmuls in hardware (AVX512-BF16 or AMX); without them CPU bf16 is emulated and slower."""
-    if "AMX" in str(getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()).upper():
-        return True
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    """bf16 matmuls in hardware (AVX512-BF16 or AMX), usable by oneDNN here; without them CPU bf16 is emulated:
+    measured 20x slower than fp32 on an AVX2-only CPU (teacher fine-tuning), and oneDNN's LSTM refuses it."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags()) and _onednn_allows_bf16()
+
+
+def native_bf16(dev: torch.device) -> bool:
+    """Whether `dev` runs bf16 matmuls natively (a CUDA GPU of compute capability >= 8.0, or a bf16 CPU)."""
+    if dev.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return dev.type == "cpu" and cpu_supports_bf16()
+
+
+def resolve_bf16(value: bool | str, dev: torch.device, key: str) -> bool:
+    """A bf16 param (`auto`, true or false) made concrete for `dev`. auto = bf16 where `dev` has it natively, else
+    fp32; true where it has not is a UserError naming `key`, never an emulated 20x slowdown or a oneDNN crash."""
+    if value == "auto":
+        return native_bf16(dev)
+    if value and not native_bf16(dev):
+        where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (
+            f"this CPU ({cpu_name()}; flags {' '.join(cpu_vector_flags()) or 'none above SSE'}"
+            f"{'; ' + CPU_ISA_ENV + '=avx2' if cpu_isa_override() else ''})")
+        raise UserError(f"{key} is true but {where} has no native bf16 (needs AVX512-BF16/AMX or a GPU of "
+                        f"compute capability 8.0+): emulated bf16 runs ~20x slower than fp32 or fails; set {key} "
+                        "to auto or false")
+    return bool(value)
+
+
+def hardware_record(dev: torch.device) -> dict:
+    """What a stage ran on, for its report and its model's metadata: the outputs of bf16 (or auto) runs, and of the
+    C kernels, depend on it."""
+    record = {"device_type": dev.type, "device": device_name(dev), "torch": torch.__version__,
+              "torch_cpu_capability": torch_cpu_capability(), "cpu_flags": cpu_vector_flags()}
+    if os.environ.get("ONEDNN_MAX_CPU_ISA"):
+        record["onednn_max_cpu_isa"] = os.environ["ONEDNN_MAX_CPU_ISA"]
+    if cpu_isa_override():
+        record["cpu_isa_override"] = cpu_isa_override()
+    if dev.type == "cuda":
+        record["cuda_capability"] = ".".join(map(str, torch.cuda.get_device_capability(dev)))
+    return record
 
 
 def device_name(dev: torch.device) -> str:
