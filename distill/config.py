@@ -54,6 +54,21 @@ def boolean(v) -> str | None:
         return "must be true or false"
 
 
+def auto_or_boolean(v) -> str | None:
+    if not isinstance(v, bool) and v != "auto":
+        return "must be auto, true or false"
+
+
+def auto_or_boolean_cli(value: str):
+    """A command-line auto / true / false (also on/off, yes/no, 1/0) for an auto_or_boolean field."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "on", "yes", "1"):
+        return True
+    if lowered in ("false", "off", "no", "0"):
+        return False
+    return lowered  # "auto", or anything else, which fails the rule with the param's own message
+
+
 def text(v) -> str | None:
     if not isinstance(v, str):
         return "must be a string (quote it in YAML)"

@@ -2,12 +2,14 @@
 
 data/<task>/    train|dev|test.parquet, task.json, download.json, postag.parquet, tag_unigrams.parquet, transfer.parquet,
                 teacher_vectors.parquet, teacher_logits.parquet
-models/<task>/  teacher/, student/, baseline/
-metrics/<task>/ <model>.json (scores), speed.json; plots/ (curves, confusion); reports/ (run details, not metrics)
+models/<task>/  teacher/, student/, baseline/, export/; runs/<stage>/ (each expensive stage's reports, curves and
+                scores, laid out as under metrics/<task>/ and cached by DVC with the stage's other outputs)
+metrics/<task>/ <model>.json (scores), speed.json; plots/ (curves, confusion); reports/ (run details, not metrics):
+                git-tracked copies of runs/*/, written by the cheap report stage
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 # ---- column names --------------------------------------------------------------------------------------------
@@ -22,7 +24,12 @@ MASK = "[MASK]"  # how the augment stage writes a masked word; the student's voc
 
 SPLIT_FILES = ("train", "dev", "test")
 MODEL_KINDS = ("teacher", "student", "baseline")
+# The stages whose reports, curves and scores go to models/<task>/runs/<stage>/ (only DVC-cached outputs, so DVC's
+# run cache can restore them), in the order the report stage copies them to metrics/<task>/.
+RUN_STAGES = ("finetune_teacher", "teacher_logits", "train_student", "train_baseline", "evaluate", "benchmark")
 BILSTM_KINDS = ("student", "baseline")
+# In every trained model's folder: the precision it trained in and the hardware it trained on (runtime.hardware_record)
+TRAINING_FILE = "training.json"
 
 
 def workspace_root(cwd: Path | None = None) -> Path:
@@ -60,6 +67,7 @@ class TaskPaths:
     data_root: Path = Path("data")
     models_root: Path = Path("models")
     metrics_root: Path = Path("metrics")
+    stage: str = ""  # set by for_stage: the metrics paths below then point into that stage's run folder
 
     @property
     def data(self) -> Path:
@@ -104,9 +112,21 @@ class TaskPaths:
     def model(self, kind: str) -> Path:
         return Path(self.models_root) / self.task / kind
 
+    def run(self, stage: str) -> Path:
+        """models/<task>/runs/<stage>/: what `stage` reports, laid out as metrics/<task>/ is."""
+        if stage not in RUN_STAGES:
+            raise ValueError(f"{stage!r} is not one of {RUN_STAGES}")
+        return Path(self.models_root) / self.task / "runs" / stage
+
+    def for_stage(self, stage: str) -> "TaskPaths":
+        """These paths with metrics, scores, plots and reports inside `stage`'s run folder."""
+        self.run(stage)
+        return replace(self, stage=stage)
+
     @property
     def metrics(self) -> Path:
-        return Path(self.metrics_root) / self.task
+        """metrics/<task>/, or the run folder of the stage these paths are for (for_stage)."""
+        return self.run(self.stage) if self.stage else Path(self.metrics_root) / self.task
 
     def scores(self, kind: str) -> Path:
         return self.metrics / f"{kind}.json"

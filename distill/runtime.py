@@ -61,7 +61,7 @@ def cpu_isa_override() -> str:
     """$BILSTM_DISTILL_CPU_ISA: "" (the CPU as detected) or "avx2" (behave as an AVX2-only CPU)."""
     value = os.environ.get(CPU_ISA_ENV, "").strip().lower()
     if value not in ("", "native", "avx2"):
-        raise ValueError(f"{CPU_ISA_ENV}={value!r}: expected avx2 or native")
+        raise UserError(f"{CPU_ISA_ENV}={value!r}: expected avx2 (behave as an AVX2-only CPU) or native")
     return "" if value == "native" else value
 
 

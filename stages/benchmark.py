@@ -1,7 +1,7 @@
 """benchmark stage (§5.2): teacher vs student parameters and inference time on every training sentence ->
-metrics/<task>/speed.json (the figures that compare runs), metrics/<task>/reports/benchmark.json (device, CPU
-flags, every path's timings) and metrics/<task>/plots/accuracy_vs_speed.csv (Table 1 x Table 2: dev accuracy
-against sentences/s for teacher, student and baseline). With benchmark.precision other than exact it also times
+models/<task>/runs/benchmark/ (the report stage copies it to metrics/<task>/): speed.json (the figures that
+compare runs), reports/benchmark.json (device, CPU flags, every path's timings) and plots/accuracy_vs_speed.csv
+(Table 1 x Table 2: dev accuracy against sentences/s for teacher, student and baseline). With benchmark.precision other than exact it also times
 the reduced-precision student path and scores it and the exact path on the labelled dev rows (under `reduced`)."""
 from __future__ import annotations
 
@@ -43,17 +43,18 @@ def main(
     device: Optional[str] = typer.Option(None, help="cpu or cuda. Default: cuda if available, else cpu."),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
-    metrics_dir: Path = typer.Option(Path("metrics"), help="Root of the per-task metrics folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
     cfg = config.load(P, task, params_file, batch_size=batch_size, repeats=repeats, max_sentences=max_sentences,
                       max_length=max_length, precision=precision)
     dev = torch.device(device) if device else default_device()
+    check_precision_here(cfg.precision, dev)  # before any data is read
     set_threads(usable_cores())  # the paper's setting is a whole device
-    paths = TaskPaths(task, data_dir, models_dir, metrics_dir)
+    paths = TaskPaths(task, data_dir, models_dir).for_stage("benchmark")  # reports: models/<task>/runs/benchmark/
     spec = load_task(paths)
     # the accuracy axis of the accuracy-vs-speed chart; read first, so a missing score fails before the timing
-    dev_accuracy = {kind: scored_accuracy(paths.scores(kind), task, kind, spec.dev_split) for kind in MODEL_KINDS}
+    scores = paths.for_stage("evaluate")
+    dev_accuracy = {kind: scored_accuracy(scores.scores(kind), task, kind, spec.dev_split) for kind in MODEL_KINDS}
     dev_rows = reduced_precision_check(cfg.precision, dev, paths, spec)
     df = read_parquet(paths.train, columns=list(spec.text_columns))
     if cfg.max_sentences:
@@ -88,17 +89,24 @@ def main(
     log.info("wrote %s, %s and %s", paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv")
 
 
-def reduced_precision_check(precision: str, dev: torch.device, paths: TaskPaths, spec) -> tuple | None:
-    """For a reduced precision: fail now (before any timing) if this CPU cannot run it, and return the labelled
-    dev rows (first, second or None, labels) both paths are scored on; None for exact."""
+def check_precision_here(precision: str, dev: torch.device) -> None:
+    """A reduced precision this device cannot run natively is a one-line error, before any data is read."""
     if precision == "exact":
-        return None
+        return
     if dev.type != "cpu":
         raise UserError(f"--precision {precision}: the reduced-precision student is a CPU kernel; use --device cpu")
     try:
         lowp_build_for(precision)
     except ValueError as err:
-        raise UserError(str(err)) from None
+        raise UserError(f"benchmark.precision: {err}; set benchmark.precision to exact (or int8 / auto)") from None
+
+
+def reduced_precision_check(precision: str, dev: torch.device, paths: TaskPaths, spec) -> tuple | None:
+    """For a reduced precision: the labelled dev rows (first, second or None, labels) both paths are scored on;
+    None for exact."""
+    if precision == "exact":
+        return None
+    check_precision_here(precision, dev)
     rows = labelled(read_split(paths, spec, spec.dev_split))
     texts = texts_of(rows, spec)
     return texts[0], texts[1] if spec.is_pair else None, rows[LABEL].to_numpy()

@@ -1,9 +1,10 @@
 """evaluate stage: teacher, baseline and student on the task's labelled evaluation splits.
 
-Writes metrics/<task>/{teacher,baseline,student}.json ({"<task>": {"<model>": {"<split>": {"accuracy"[, "f1"]
+Writes, in models/<task>/runs/evaluate/ (the report stage copies it to metrics/<task>/),
+{teacher,baseline,student}.json ({"<task>": {"<model>": {"<split>": {"accuracy"[, "f1"]
 [, "macro_f1"]}}}}; the BiLSTMs also get "params": {"total", "without_embeddings"}),
-metrics/<task>/reports/evaluate.json (row counts, per-class precision / recall / F1) and
-metrics/<task>/plots/confusion/{teacher,baseline,student}.csv (actual, predicted label names over the dev split).
+reports/evaluate.json (row counts, per-class precision / recall / F1) and
+plots/confusion/{teacher,baseline,student}.csv (actual, predicted label names over the dev split).
 """
 from __future__ import annotations
 
@@ -36,13 +37,12 @@ def main(
     eval_batch_size: Optional[int] = typer.Option(None, help=R.help("eval_batch_size")),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
-    metrics_dir: Path = typer.Option(Path("metrics"), help="Root of the per-task metrics folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
     cfg = config.load(P, task, params_file, max_length=max_length)
     run = config.load(R, task, params_file, eval_batch_size=eval_batch_size)
     set_threads(run.threads)
-    paths = TaskPaths(task, data_dir, models_dir, metrics_dir)
+    paths = TaskPaths(task, data_dir, models_dir).for_stage("evaluate")  # reports: models/<task>/runs/evaluate/
     t = load_task(paths)
     splits = {t.dev_split: load_split(paths, t, t.dev_split)}  # model selection used it: it must be there
     for split in t.eval_splits[1:]:

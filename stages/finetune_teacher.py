@@ -1,6 +1,7 @@
 """finetune_teacher stage: fine-tune the BERT teacher on a task's training split (§4) -> models/<task>/teacher/,
-its dev accuracy and training loss per lr (metrics/<task>/plots/teacher_curve.csv, teacher_loss.csv) and the
-run details (metrics/<task>/reports/teacher_finetune.json).
+its dev accuracy and training loss per lr (plots/teacher_curve.csv, teacher_loss.csv) and the run details
+(reports/teacher_finetune.json: precision, hardware, timings) in models/<task>/runs/finetune_teacher/, which the
+report stage copies to metrics/<task>/. The teacher folder's training.json records the precision and hardware.
 
 Runs unchanged on several GPUs: `accelerate launch stages/finetune_teacher.py --task sst2` (or torchrun)."""
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
 
+import torch  # noqa: E402
 import typer  # noqa: E402
 from accelerate import PartialState  # noqa: E402
 
@@ -18,7 +20,8 @@ from distill import config  # noqa: E402
 from distill.teacher.params import TeacherParams as P  # noqa: E402
 from distill.data.splits import load_split  # noqa: E402
 from distill.io import get_logger, publish, run_cli, write_csv, write_json  # noqa: E402
-from distill.layout import TaskPaths  # noqa: E402
+from distill.layout import TRAINING_FILE, TaskPaths  # noqa: E402
+from distill.runtime import resolve_bf16  # noqa: E402
 from distill.tasks import TASK_FILE, load_task, write_task  # noqa: E402
 from distill.teacher.finetune import finetune_teacher  # noqa: E402
 
@@ -39,18 +42,19 @@ def main(
     max_train_examples: Optional[int] = typer.Option(None, help=P.help("max_train_examples")),
     evals_per_epoch: Optional[int] = typer.Option(None, help=P.help("evals_per_epoch")),
     seed: Optional[int] = typer.Option(None, help=P.help("seed")),
-    bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help=P.help("bf16")),
+    bf16: Optional[str] = typer.Option(None, metavar="auto|true|false", help=P.help("bf16")),
     fused_adamw: Optional[bool] = typer.Option(None, "--fused-adamw/--op-by-op-adamw", help=P.help("fused_adamw")),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
-    metrics_dir: Path = typer.Option(Path("metrics"), help="Root of the per-task metrics folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
     cfg = config.load(P, task, params_file, model=model, learning_rates=learning_rates, epochs=epochs,
                       batch_size=batch_size, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
                       max_length=max_length, max_train_examples=max_train_examples,
                       evals_per_epoch=evals_per_epoch, seed=seed, bf16=bf16, fused_adamw=fused_adamw)
-    paths = TaskPaths(task, data_dir, models_dir, metrics_dir)
+    # fail before any data is read: bf16 asked for where it would be emulated
+    resolve_bf16(cfg.bf16, torch.device("cuda" if torch.cuda.is_available() else "cpu"), P.key("bf16"))
+    paths = TaskPaths(task, data_dir, models_dir).for_stage("finetune_teacher")  # reports: models/<task>/runs/finetune_teacher/
     t = load_task(paths)
     train = load_split(paths, t, "train")
     dev = load_split(paths, t, t.dev_split)
@@ -65,6 +69,7 @@ def main(
         model_obj.save_pretrained(model_tmp)
         tokenizer.save_pretrained(model_tmp)
         write_task(t, model_tmp / TASK_FILE)  # label names and text handling travel with the model (predict)
+        write_json({k: report[k] for k in ("precision", "hardware")}, model_tmp / TRAINING_FILE)
         write_json(report, report_tmp)
         write_csv(dev_curve, curve_tmp)
         write_csv(loss_curve, loss_tmp)

@@ -4,7 +4,8 @@
   baseline  the same BiLSTM, embeddings and seed, CE on the gold training set only (Table 1 row 7): reads
             data/<task>/train.parquet; it has no alpha
 
-Both early-stop on the dev split and write models/<task>/<kind>/ and metrics/<task>/plots/<kind>_curve.csv."""
+Both early-stop on the dev split and write models/<task>/<kind>/ and, in models/<task>/runs/train_<kind>/,
+plots/<kind>_curve.csv and reports/train_<kind>.json (the report stage copies them to metrics/<task>/)."""
 from __future__ import annotations
 
 import sys
@@ -22,7 +23,7 @@ from distill.student.params import BaselineParams, StudentParams as P  # noqa: E
 from distill.data.splits import load_split  # noqa: E402
 from distill.io import UserError, get_logger, read_parquet, run_cli  # noqa: E402
 from distill.layout import SYNTHETIC, TaskPaths  # noqa: E402
-from distill.runtime import set_threads  # noqa: E402
+from distill.runtime import device, resolve_bf16, set_threads  # noqa: E402
 from distill.student.train import fit  # noqa: E402
 from distill.tasks import load_task  # noqa: E402
 
@@ -44,7 +45,7 @@ def main(
     hidden: Optional[int] = typer.Option(None, help=P.help("hidden")),
     fc: Optional[int] = typer.Option(None, help=P.help("fc")),
     alpha: Optional[float] = typer.Option(None, help=P.help("alpha")),
-    bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help=P.help("bf16")),
+    bf16: Optional[str] = typer.Option(None, metavar="auto|true|false", help=P.help("bf16")),
     lr: Optional[float] = typer.Option(None, help=P.help("lr")),
     rho: Optional[float] = typer.Option(None, help=P.help("rho")),
     batch_size: Optional[int] = typer.Option(None, help=P.help("batch_size")),
@@ -53,7 +54,6 @@ def main(
     seed: Optional[int] = typer.Option(None, help=P.help("seed")),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
     models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
-    metrics_dir: Path = typer.Option(Path("metrics"), help="Root of the per-task metrics folders."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
     options = dict(embeddings=embeddings, multichannel=multichannel, hidden=hidden, fc=fc, lr=lr, rho=rho,
@@ -61,11 +61,13 @@ def main(
     if kind is Kind.student:
         cfg = config.load(P, task, params_file, alpha=alpha, bf16=bf16, **options)
     elif alpha is not None or bf16 is not None:
-        raise UserError("--alpha and --bf16/--fp32 apply to the student only: the baseline is CE on gold labels")
+        raise UserError("--alpha and --bf16 apply to the student only: the baseline is CE on gold labels")
     else:
         cfg = config.load(BaselineParams, task, params_file, **options)
+    if kind is Kind.student:  # fail before any data is read: bf16 asked for where it would be emulated
+        resolve_bf16(cfg.bf16, device(), P.key("bf16"))
     threads = set_threads(config.load(RuntimeParams, task, params_file).threads)
-    paths = TaskPaths(task, data_dir, models_dir, metrics_dir)
+    paths = TaskPaths(task, data_dir, models_dir).for_stage(f"train_{kind.value}")  # models/<task>/runs/...
     t = load_task(paths)
     src = paths.logits if kind is Kind.student else paths.train
     train_df = read_parquet(src) if kind is Kind.student else load_split(paths, t, "train")
@@ -76,7 +78,8 @@ def main(
     log.info("read %s (%d rows, %d synthetic) and the %s split (%d rows); torch threads %d", src, len(train_df),
              synthetic, t.dev_split, len(dev_df), threads)
     vectors = read_parquet(paths.teacher_vectors) if cfg.embeddings == "teacher" else None
-    fit(t, train_df, dev_df, cfg, paths.model(kind.value), paths.curve(kind.value), teacher_vectors=vectors)
+    fit(t, train_df, dev_df, cfg, paths.model(kind.value), paths.curve(kind.value),
+        paths.report(f"train_{kind.value}"), teacher_vectors=vectors)
 
 
 if __name__ == "__main__":

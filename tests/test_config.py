@@ -87,7 +87,7 @@ def test_choices_and_booleans(params):
     params(postag={"tagger": "auto"})  # `auto` is gone: the tags must not depend on the network
     assert error_of(PostagParams) == "params.yaml: postag.tagger must be one of textblob, nltk, got 'auto'"
     params(teacher_logits={"bf16": 1})
-    assert error_of(LogitsParams) == "params.yaml: teacher_logits.bf16 must be true or false, got 1"
+    assert error_of(LogitsParams) == "params.yaml: teacher_logits.bf16 must be auto, true or false, got 1"
     params(student={"embeddings": "fasttext"})
     assert "student.embeddings must be one of word2vec-google-news-300, glove-6b-50d, teacher, random" in \
         error_of(TeacherVectorsParams)

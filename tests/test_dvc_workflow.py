@@ -1,4 +1,4 @@
-"""The DVC workflow on the tiny configuration (issue 12): exact re-runs, experiments that run their own code,
+"""The DVC workflow on the tiny configuration : exact re-runs, experiments that run their own code,
 relative paths under `dvc exp run --temp`, and a shared cache through a local-directory remote.
 
 The tiny pipeline runs once per session (conftest's `tiny_dvc_repo`, ~1 min, shared with test_pipeline); every
@@ -6,6 +6,7 @@ test leaves the copy as it found it (the committed baseline, `dvc status` clean)
 """
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from dvc_helpers import (TASK, WHEEL_NAME, at, dry_stages, dvc, edited, exp_ref,
                          write_params)
 
 UPSTREAM = at("download", "postag", "augment", "finetune_teacher", "teacher_logits", "teacher_vectors")
-STUDENT_SIDE = at("train_student", "train_baseline", "evaluate", "benchmark")
+STUDENT_SIDE = at("train_student", "train_baseline", "evaluate", "benchmark", "report")
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_student_alpha_never_reaches_the_baseline(repo):
     write_params(repo, params)
     assert dry_stages(repo) == at("train_student")
     # even forcing everything below the changed stage: evaluate and benchmark, never train_baseline
-    assert dry_stages(repo, force_downstream=True) == at("train_student", "evaluate", "benchmark")
+    assert dry_stages(repo, force_downstream=True) == at("train_student", "evaluate", "benchmark", "report")
 
 
 def test_teacher_change_does_not_retrain_the_baseline(repo):
@@ -102,8 +103,9 @@ def test_teacher_change_does_not_retrain_the_baseline(repo):
         lock_dep_md5(before, f"finetune_teacher@{TASK}", teacher), "the teacher did not change"
     assert lock_dep_md5(after, f"teacher_vectors@{TASK}", vectors) == \
         lock_dep_md5(before, f"teacher_vectors@{TASK}", vectors)
-    assert status_stages(repo) == at("teacher_logits", "evaluate", "benchmark")
-    assert dry_stages(repo, force_downstream=True) == at("teacher_logits", "train_student", "evaluate", "benchmark")
+    assert status_stages(repo) == at("teacher_logits", "evaluate", "benchmark", "report")
+    assert dry_stages(repo, force_downstream=True) == at("teacher_logits", "train_student", "evaluate", "benchmark",
+                                                         "report")
 
 
 MODULE_EDITS = [
@@ -198,3 +200,74 @@ def test_exp_show_names_need_no_file_prefix_and_the_narrow_view_fits_160_columns
     assert max(len(line.rstrip()) for line in narrow.splitlines()) <= 160, narrow
     assert "rotten_tomatoes.speedup" in narrow and "alpha-half" in narrow
     dvc(repo, "exp", "remove", "alpha-half")
+
+
+# ---- (g) experiments never pay twice: DVC's run cache restores every expensive stage -----------------------------
+EXPENSIVE = at("finetune_teacher", "teacher_logits", "teacher_vectors", "train_student", "train_baseline",
+               "evaluate", "benchmark")
+CONFIG_B = {"teacher.epochs": 2, "student.hidden": 24}
+CONFIG_A = {"teacher.epochs": 1, "student.hidden": 16}  # the committed baseline's values
+
+
+def restored_stages(output: str) -> set[str]:
+    """Stages DVC restored from its run cache instead of running them (`dvc repro` / `dvc exp run` log)."""
+    return set(re.findall(r"Stage '([^']+)' is cached - skipping run", output))
+
+
+def metrics_bytes(repo) -> dict[str, bytes]:
+    root = repo / "metrics" / TASK
+    return {f.relative_to(root).as_posix(): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+def set_flags(config: dict) -> list[str]:
+    return [arg for key, value in config.items() for arg in ("-S", f"{key}={value}")]
+
+
+def test_a_configuration_seen_before_is_restored_not_recomputed(repo):
+    assert read_params(repo)["teacher"]["epochs"] == 1 and read_params(repo)["student"]["hidden"] == 16
+    first = metrics_bytes(repo)
+    out_b = dvc(repo, "exp", "run", "-n", "cfg-b", *set_flags(CONFIG_B), timeout=420).stdout
+    assert EXPENSIVE - at("teacher_vectors") <= ran_stages(out_b), out_b  # B is new: it really trains
+    out_a = dvc(repo, "exp", "run", "-n", "cfg-a-again", *set_flags(CONFIG_A), timeout=420).stdout
+    assert ran_stages(out_a) == at("report"), out_a  # only the cheap stage runs
+    assert EXPENSIVE - at("teacher_vectors") <= restored_stages(out_a), out_a
+    assert metrics_bytes(repo) == first  # A's metrics, byte for byte, speed.json included
+    dvc(repo, "exp", "remove", "cfg-b", "cfg-a-again")
+
+
+def test_queued_sweep_fine_tunes_the_shared_teacher_once(repo):
+    for alpha in (0, 0.5, 1):
+        dvc(repo, "exp", "run", "--queue", "-n", f"sweep-{alpha}", "-S", "teacher.epochs=2", "-S",
+            f"student.alpha={alpha}")
+    dvc(repo, "exp", "run", "--run-all", "-j", "1", timeout=600)
+    logs = "\n".join(dvc(repo, "queue", "logs", f"sweep-{alpha}").stdout for alpha in (0, 0.5, 1))
+    assert logs.count(f"Running stage 'finetune_teacher@{TASK}'") == 1, logs
+    assert logs.count(f"Stage 'finetune_teacher@{TASK}' is cached - skipping run") == 2, logs
+    assert logs.count(f"Running stage 'train_student@{TASK}'") == 3, logs  # each alpha trains its own student
+    status = dvc(repo, "queue", "status").stdout
+    assert status.count("Success") == 3, status
+    dvc(repo, "exp", "remove", *(f"sweep-{alpha}" for alpha in (0, 0.5, 1)))
+
+
+def test_run_cache_travels_through_the_remote(repo, tmp_path):
+    """B run here and pushed with --run-cache; a fresh clone (at A) pulls it and gets B without computing."""
+    out_b = dvc(repo, "exp", "run", "-n", "cfg-b-remote", *set_flags(CONFIG_B), timeout=420).stdout
+    assert ran_stages(out_b) or restored_stages(out_b)
+    b_metrics = metrics_bytes(repo)
+    remote = tmp_path / "remote"
+    dvc(repo, "remote", "add", "-d", "-f", "rcremote", str(remote))
+    dvc(repo, "push", "--run-cache")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    dvc(clone, "remote", "add", "-d", "-f", "rcremote", str(remote))
+    dvc(clone, "pull", "--run-cache")
+    params = read_params(clone)
+    for key, value in CONFIG_B.items():
+        set_param(params, key, value)
+    write_params(clone, params)
+    out = dvc(clone, "repro").stdout
+    assert ran_stages(out) == at("report"), out
+    assert EXPENSIVE - at("teacher_vectors") <= restored_stages(out), out
+    assert metrics_bytes(clone) == b_metrics
+    git(repo, "checkout", "-q", "--", ".dvc/config")
+    dvc(repo, "exp", "remove", "cfg-b-remote")

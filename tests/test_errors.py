@@ -227,7 +227,7 @@ DIR_OPTIONS = {"download.py": ("data",), "augment.py": ("data",), "postag.py": (
 
 def stage_args(script: str, root: Path, params: Path, task: str = TASK) -> list:
     """--task, the folder options the script has (under root) and --params-file."""
-    dirs = DIR_OPTIONS.get(script, ("data", "models", "metrics"))
+    dirs = DIR_OPTIONS.get(script, ("data", "models"))
     return ["--task", task, *[a for d in dirs for a in (f"--{d}-dir", root / d)], "--params-file", params]
 
 
@@ -484,7 +484,7 @@ def test_bare_model_name_offline_is_one_line(tmp_path):
     assert os.environ.get("HF_HUB_OFFLINE") == "1"  # conftest: tests never reach a hub
     write_task_data(tmp_path / "data")
     res = call("finetune_teacher.py", "--task", TASK, "--model", "no-such-model-xyz", "--data-dir", tmp_path / "data",
-               "--models-dir", tmp_path / "models", "--metrics-dir", tmp_path / "metrics",
+               "--models-dir", tmp_path / "models",
                "--params-file", write_params(tmp_path / "params.yaml"))
     assert_one_line_error(res, "no-such-model-xyz", "teacher.model")
     assert len(res.err.splitlines()) < 20
@@ -495,7 +495,7 @@ def test_bare_model_name_offline_is_one_line(tmp_path):
 def test_missing_model_directory_is_one_line(tmp_path, model):
     write_task_data(tmp_path / "data")
     res = call("finetune_teacher.py", "--task", TASK, "--model", model, "--data-dir", tmp_path / "data",
-               "--models-dir", tmp_path / "models", "--metrics-dir", tmp_path / "metrics",
+               "--models-dir", tmp_path / "models",
                "--params-file", write_params(tmp_path / "params.yaml"))
     assert_one_line_error(res, model)
 
@@ -628,7 +628,7 @@ def test_train_student_refuses_non_finite_teacher_logits_with_row_numbers(tmp_pa
     df["logits"] = list(logits)
     df.to_parquet(folder / "teacher_logits.parquet", index=False)
     res = call("train.py", "student", "--task", TASK, "--data-dir", tmp_path / "data", "--models-dir",
-               tmp_path / "models", "--metrics-dir", tmp_path / "metrics", "--params-file",
+               tmp_path / "models", "--params-file",
                write_params(tmp_path / "params.yaml"))
     assert_one_line_error(res, "[3, 7]", "teacher_logits")
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()
@@ -640,7 +640,7 @@ def test_training_stops_on_a_non_finite_loss(tmp_path):
     df["logits"] = [np.array([3e38, -3e38], np.float32)] * len(df)  # finite, but their squared error is not
     df.to_parquet(folder / "teacher_logits.parquet", index=False)
     res = call("train.py", "student", "--task", TASK, "--data-dir", tmp_path / "data", "--models-dir",
-               tmp_path / "models", "--metrics-dir", tmp_path / "metrics", "--params-file",
+               tmp_path / "models", "--params-file",
                write_params(tmp_path / "params.yaml"))
     assert_one_line_error(res, "loss", "nothing written")
     assert not (tmp_path / "models").exists() and not (tmp_path / "metrics").exists()

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from distill.layout import TaskPaths, split_file, tag_columns, user_path, workspace_root
+from distill.layout import RUN_STAGES, TaskPaths, split_file, tag_columns, user_path, workspace_root
 from helpers import REPO
 
 
@@ -52,11 +52,29 @@ def test_dvc_yaml_outputs_are_the_layout_paths():
     p = TaskPaths("sst2")
     layout = {p.split("train"), p.split("dev"), p.split("test"), p.task_file, p.download_report, p.postag, p.tag_unigrams,
               p.transfer, p.teacher_vectors, p.logits, *(p.model(k) for k in ("teacher", "student", "baseline")),
-              *(p.scores(k) for k in ("teacher", "student", "baseline")), p.speed, p.confusion,
-              *(p.curve(k) for k in ("teacher", "student", "baseline")), p.plots / "teacher_loss.csv",
-              p.plots / "accuracy_vs_speed.csv", p.report("teacher_finetune"), p.report("benchmark"),
-              p.report("evaluate")}
+              *(p.run(stage) for stage in RUN_STAGES),  # the expensive stages' reports, DVC-cached
+              *(p.scores(k) for k in ("teacher", "student", "baseline")), p.speed, p.plots, p.metrics / "reports"}
     assert declared == layout
+
+
+def test_expensive_stages_have_only_cached_outputs():
+    """DVC's run cache restores only stages whose outputs are all cached: only the report stage may write
+    git-tracked (cache: false) files."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    uncached = {name for name, stage in stages.items() for entry in stage["do"].get("outs", []) +
+                stage["do"].get("metrics", []) if isinstance(entry, dict) and not next(iter(entry.values())).get(
+                    "cache", True)}
+    assert uncached == {"report"}
+
+
+def test_stage_paths_point_into_the_run_folder(tmp_path):
+    p = TaskPaths("sst2", tmp_path / "d", tmp_path / "m", tmp_path / "x")
+    run = p.for_stage("evaluate")
+    assert run.scores("student") == tmp_path / "m" / "sst2" / "runs" / "evaluate" / "student.json"
+    assert run.confusion == tmp_path / "m" / "sst2" / "runs" / "evaluate" / "plots" / "confusion"
+    assert run.model("student") == p.model("student") and run.train == p.train
+    with pytest.raises(ValueError, match="not one of"):
+        p.for_stage("download")
 
 
 def test_tag_columns():

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from distill.layout import TaskPaths
+from distill.layout import RUN_STAGES, TaskPaths
 from distill.student.model import load_student
 
 TASK = "rotten_tomatoes"
@@ -93,6 +93,15 @@ def test_dvc_repro_tiny_end_to_end(tiny_dvc_repo):
         for path, y in chart["y"].items():
             columns = pd.read_csv(repo / path).columns
             assert chart["x"] in columns and y in columns, (path, list(columns))
+
+    # metrics/<task>/ is the report stage's copy of the expensive stages' run folders (DVC-cached), file for file
+    copied = {f.relative_to(p.run(stage)): f for stage in RUN_STAGES for f in p.run(stage).rglob("*") if f.is_file()}
+    assert {f.relative_to(p.metrics) for f in p.metrics.rglob("*") if f.is_file()} == set(copied)
+    assert all((p.metrics / rel).read_bytes() == source.read_bytes() for rel, source in copied.items())
+    logits_report = _json(p.report("teacher_logits"))
+    assert logits_report["rows"] == len(transfer) and logits_report["precision"] == "fp32"  # tiny params: bf16 false
+    for kind in ("teacher", "student", "baseline"):  # every model says what it trained in and on
+        assert _json(p.model(kind) / "training.json")["hardware"]["device_type"] == "cpu"
 
     status = _dvc(repo, "repro")
     assert "Running stage" not in status.stdout, status.stdout

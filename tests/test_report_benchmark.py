@@ -114,12 +114,14 @@ def test_stage(student_corpus, tiny_teacher, tmp_path):
     save_student(make_student(len(vocab), seed=4), vocab, paths.model("student"))
     save_student(make_student(len(vocab), seed=5), vocab, paths.model("baseline"))
     shutil.copytree(tiny_teacher, paths.model("teacher"))
-    paths.metrics.mkdir(parents=True)
+    scores = paths.for_stage("evaluate")  # what the evaluate stage leaves in models/<task>/runs/evaluate/
+    scores.metrics.mkdir(parents=True)
     accuracy = {"teacher": 0.9, "student": 0.85, "baseline": 0.8}
     for kind, acc in accuracy.items():
-        paths.scores(kind).write_text(json.dumps({"sst2": {kind: {"dev": {"accuracy": acc}}}}))
+        scores.scores(kind).write_text(json.dumps({"sst2": {kind: {"dev": {"accuracy": acc}}}}))
     write_params(tmp_path, benchmark={"batch_size": 8, "repeats": 2, "max_sentences": 25})
-    run_stage("benchmark.py", "--task", "sst2", *cli_dirs(tmp_path, "data", "models", "metrics", "params"))
+    run_stage("benchmark.py", "--task", "sst2", *cli_dirs(tmp_path, "data", "models", "params"))
+    paths = paths.for_stage("benchmark")  # its outputs: models/<task>/runs/benchmark/
     report = json.loads(paths.report("benchmark").read_text())
     assert report["examples"] == 25 and report["batch_size"] == 8 and report["repeats"] == 2
     assert report["task"] == "sst2" and report["student"]["max_abs_logit_diff_vs_reference"]["fast"] < 1e-4

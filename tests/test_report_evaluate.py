@@ -114,12 +114,13 @@ def test_write_confusion_replaces_the_folder(tmp_path):
 
 def test_evaluate_stage_writes_the_documented_outputs(task_root):
     root, paths = task_root
-    run_stage("evaluate.py", "--task", TASK, *cli_dirs(root, "data", "models", "metrics", "params"))
+    run_stage("evaluate.py", "--task", TASK, *cli_dirs(root, "data", "models", "params"))
+    run = paths.for_stage("evaluate")  # models/<task>/runs/evaluate/: the report stage copies it to metrics/<task>/
     dev = pd.read_parquet(paths.split("dev"))
     test = pd.read_parquet(paths.split("test"))
     preds = {"teacher": teacher_preds, "student": student_preds, "baseline": student_preds}
     for kind, predict in preds.items():
-        report = json.loads(paths.scores(kind).read_text())
+        report = json.loads(run.scores(kind).read_text())
         assert list(report) == [TASK] and list(report[TASK]) == [kind]
         report = report[TASK][kind]
         assert set(report) == ({"dev", "test"} if kind == "teacher" else {"dev", "test", "params"})
@@ -127,19 +128,20 @@ def test_evaluate_stage_writes_the_documented_outputs(task_root):
             labels = df["label"].tolist()
             hits = sum(p == y for p, y in zip(predict(paths.model(kind), df["sentence"].tolist()), labels))
             assert report[split] == {"accuracy": round(hits / len(labels), 4)}
-        conf = pd.read_csv(paths.confusion / f"{kind}.csv")
+        conf = pd.read_csv(run.confusion / f"{kind}.csv")
         names = ("negative", "positive")
         assert list(conf.columns) == ["actual", "predicted"]
         assert conf["actual"].tolist() == [names[y] for y in dev["label"]]
         assert conf["predicted"].tolist() == [names[y] for y in predict(paths.model(kind), dev["sentence"].tolist())]
-    student = json.loads(paths.scores("student").read_text())[TASK]["student"]
+    student = json.loads(run.scores("student").read_text())[TASK]["student"]
     model, _ = load_student(paths.model("student"))
     total = sum(p.numel() for p in model.parameters())
     embeddings = sum(p.numel() for n, p in model.named_parameters() if "embed" in n)
     assert student["params"] == {"total": total, "without_embeddings": total - embeddings}
-    assert sorted(p.name for p in paths.metrics.iterdir()) == ["baseline.json", "plots", "reports", "student.json",
-                                                               "teacher.json"]
-    report = json.loads(paths.report("evaluate").read_text())
+    assert sorted(p.name for p in run.metrics.iterdir()) == ["baseline.json", "plots", "reports", "student.json",
+                                                             "teacher.json"]
+    assert not paths.metrics.exists()
+    report = json.loads(run.report("evaluate").read_text())
     assert report["labels"] == ["negative", "positive"] and report["models"]["student"]["dev"]["n"] == 16
     assert set(report["models"]["teacher"]["test"]["per_class"]) == {"negative", "positive"}
 
@@ -147,10 +149,10 @@ def test_evaluate_stage_writes_the_documented_outputs(task_root):
 def test_evaluate_stage_missing_model_writes_nothing(task_root):
     root, paths = task_root
     shutil.rmtree(paths.model("baseline"))
-    proc = run_stage("evaluate.py", "--task", TASK, *cli_dirs(root, "data", "models", "metrics", "params"),
+    proc = run_stage("evaluate.py", "--task", TASK, *cli_dirs(root, "data", "models", "params"),
                      check=False)
     assert "baseline" in one_line_error(proc)
-    assert not paths.metrics.exists() or not any(paths.metrics.rglob("*.json"))
+    assert not paths.run("evaluate").exists() and not paths.metrics.exists()
 
 
 def predict_cli(*args, stdin: bytes = b""):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distill.config import Params, boolean, choice, integer, number, param, probability
+from distill.config import Params, auto_or_boolean, auto_or_boolean_cli, boolean, choice, integer, number, param, \
+    probability
 
 EMBEDDING_SOURCES = ("word2vec-google-news-300", "glove-6b-50d", "teacher", "random")
 
@@ -39,6 +40,8 @@ class BaselineParams(Params):
 class StudentParams(BaselineParams):
     alpha: float = param(probability, "L = alpha*CE + (1-alpha)*MSE on logits (§3.2; paper: 0). The baseline is "
                          "CE only and does not read it.")
-    bf16: bool = param(boolean, "bf16 autocast for the student's training forward pass (faster on CPUs with "
-                       "AVX512-BF16/AMX and GPUs; weights, loss and dev scoring stay fp32). Off by default; the "
-                       "baseline does not read it.")
+    bf16: bool | str = param(auto_or_boolean, "bf16 autocast for the student's training forward pass (weights, "
+                             "loss and dev scoring stay fp32). auto: bf16 where the device has it natively (CPUs "
+                             "with AVX512-BF16/AMX, GPUs of compute capability 8.0+), else fp32; true: bf16, an "
+                             "error where it would be emulated (oneDNN has no emulated bf16 LSTM); false: fp32. "
+                             "The baseline does not read it.", cli=auto_or_boolean_cli)

@@ -19,10 +19,10 @@ from tqdm import tqdm
 
 from distill.student.params import BaselineParams, StudentParams
 from distill.data.splits import texts_of
-from distill.io import UserError, get_logger, publish, write_csv
-from distill.layout import LABEL, LOGITS, SYNTHETIC, TEACHER_LABEL
+from distill.io import UserError, get_logger, publish, write_csv, write_json
+from distill.layout import LABEL, LOGITS, SYNTHETIC, TEACHER_LABEL, TRAINING_FILE
 from distill.report.metrics import accuracy, f1_positive
-from distill.runtime import device
+from distill.runtime import device, hardware_record, resolve_bf16
 from distill.student.batching import Dataset, batch_order, predict_logits
 from distill.student.embeddings import build_embeddings
 from distill.student.model import StudentClassifier, StudentConfig, count_parameters, save_student
@@ -51,6 +51,7 @@ class TrainResult:
     best_dev_accuracy: float
     curve: pd.DataFrame
     rows_per_s: float
+    precision: str = "fp32"
 
 
 def adadelta(model: StudentClassifier, lr: float, rho: float) -> RowSparseAdadelta:
@@ -76,7 +77,9 @@ def train(model: StudentClassifier, train_data: Dataset, dev_data: Dataset, dev_
     torch.manual_seed(cfg.seed)
     optimizer = adadelta(model, cfg.lr, cfg.rho)
     lengths = train_data.total_lengths()
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(getattr(cfg, "bf16", False)))
+    # bf16 autocast where native (auto) or asked for: the student's param only, the baseline trains in fp32
+    bf16 = isinstance(cfg, StudentParams) and resolve_bf16(cfg.bf16, dev, StudentParams.key("bf16"))
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
     best = (-1.0, 0, copy.deepcopy(model.state_dict()))
     curve, stale, seen, elapsed = [], 0, 0, 0.0
     for epoch in range(1, cfg.epochs + 1):
@@ -117,7 +120,7 @@ def train(model: StudentClassifier, train_data: Dataset, dev_data: Dataset, dev_
                 log.info("early stop after epoch %d (best: epoch %d)", epoch, best[1])
                 break
     model.load_state_dict(best[2])
-    return TrainResult(best[1], best[0], pd.DataFrame(curve), seen / max(elapsed, 1e-9))
+    return TrainResult(best[1], best[0], pd.DataFrame(curve), seen / max(elapsed, 1e-9), "bf16" if bf16 else "fp32")
 
 
 def distillation_targets(logits_df: pd.DataFrame, task: Task) -> tuple[np.ndarray, np.ndarray]:
@@ -136,8 +139,9 @@ def distillation_targets(logits_df: pd.DataFrame, task: Task) -> tuple[np.ndarra
 
 
 def fit(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, cfg: BaselineParams, model_dir, curve_path,
-        teacher_vectors: pd.DataFrame | None = None, progress: bool = True) -> dict:
-    """Build vocab + embeddings from train_df, train, save the best model and the curve; returns the run's info.
+        report_path, teacher_vectors: pd.DataFrame | None = None, progress: bool = True) -> dict:
+    """Build vocab + embeddings from train_df, train, save the best model (with its training.json: precision and
+    hardware), the curve and the run's report (the info returned, with its training speed).
 
     cfg a StudentParams: train_df is teacher_logits.parquet, the loss alpha*CE + (1-alpha)*MSE on logits.
     cfg a BaselineParams: the CE-only baseline on gold labels (train.parquet)."""
@@ -181,11 +185,15 @@ def fit(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, cfg: BaselineP
             "dev_accuracy": result.best_dev_accuracy, "params": params, "train_rows": len(train_data),
             "seed": cfg.seed}
     model.cpu()
-    with publish(model_dir, curve_path) as (model_tmp, curve_tmp):
+    training = {"precision": result.precision, "hardware": hardware_record(device())}
+    report = {"model": name, "task": task.name, **info, **training, "rows_per_s": round(result.rows_per_s, 1)}
+    with publish(model_dir, curve_path, report_path) as (model_tmp, curve_tmp, report_tmp):
         save_student(model, vocab, model_tmp, extra=info)  # speed stays out: outputs must be deterministic
         write_task(task, model_tmp / TASK_FILE)  # label names and text handling travel with the model (predict)
+        write_json(training, model_tmp / TRAINING_FILE)
         write_csv(result.curve, curve_tmp)
-    log.info("training speed: %.0f rows/s", result.rows_per_s)
-    log.info("wrote %s (best epoch %d, dev accuracy %.4f) and %s", model_dir, result.best_epoch,
-             result.best_dev_accuracy, curve_path)
-    return {**info, "rows_per_s": round(result.rows_per_s, 1)}
+        write_json(report, report_tmp)
+    log.info("training speed: %.0f rows/s (%s, %s)", result.rows_per_s, result.precision, training["hardware"]["device"])
+    log.info("wrote %s (best epoch %d, dev accuracy %.4f), %s and %s", model_dir, result.best_epoch,
+             result.best_dev_accuracy, curve_path, report_path)
+    return report

@@ -27,8 +27,9 @@ from distill.data.splits import labelled, texts_of
 from distill.io import UserError, get_logger
 from distill.layout import LABEL
 from distill.report.metrics import accuracy, f1_positive, split_metrics
+from distill.runtime import hardware_record, resolve_bf16
 from distill.tasks import Task
-from distill.teacher.model import check_bf16, encode, load_tokenizer, teacher_logits, uses_token_types
+from distill.teacher.model import encode, load_tokenizer, teacher_logits, uses_token_types
 from distill.teacher.mpnet import mpnet_model_dir
 
 log = get_logger("finetune")
@@ -113,9 +114,9 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
              task.dev_split, len(dev_ds), list(cfg.learning_rates))
 
     cuda = torch.cuda.is_available()
-    # mixed precision: bf16 autocast where asked (a GPU without bf16 falls back to fp16, as it always did)
-    bf16 = cfg.bf16 and torch.cuda.is_bf16_supported() if cuda else check_bf16(cfg.bf16, torch.device("cpu"),
-                                                                               "teacher.bf16")
+    # mixed precision: bf16 autocast where native (auto) or asked for; a GPU otherwise runs fp16 autocast
+    bf16 = resolve_bf16(cfg.bf16, torch.device("cuda" if cuda else "cpu"), "teacher.bf16")
+    precision = "bf16" if bf16 else "fp16" if cuda else "fp32"
     steps_per_epoch = math.ceil(len(train_ds) / (cfg.batch_size * PartialState().num_processes))
     if cfg.evals_per_epoch > 1:  # evaluate and save every this many optimizer steps
         schedule = {"eval_strategy": "steps", "save_strategy": "steps",
@@ -190,6 +191,7 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
     dev_metrics = split_metrics(dev_df[LABEL].to_numpy(), preds, with_f1=task.f1, positive=task.f1_index,
                                 num_labels=task.num_labels)
     report = {"model": cfg.model, "task": task.name, "dev_split": task.dev_split, "bf16": bf16,
+              "precision": precision, "hardware": hardware_record(PartialState().device),
               "fused_adamw": cfg.fused_adamw, "runs": runs,
               "best_lr": best["lr"], "best_epoch": best["epoch"], "dev": dev_metrics,
               "train_wall_s": round(sum(r["train_wall_s"] for r in runs), 2)}

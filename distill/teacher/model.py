@@ -16,7 +16,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from distill.io import UserError, get_logger
 from distill.layout import MASK as MASK_WORD
-from distill.runtime import cpu_supports_bf16, device as default_device
+from distill.runtime import device as default_device
 
 log = get_logger("teacher")
 
@@ -103,16 +103,6 @@ def pad_batch(items: list, pad_id: int, with_types: bool = True) -> dict[str, to
     if with_types:
         batch["token_type_ids"] = torch.from_numpy(types)
     return batch
-
-
-def check_bf16(bf16: bool, device: torch.device, key: str = "teacher_logits.bf16") -> bool:
-    """bf16 is the param's (`key`) choice, never the hardware's; a device that cannot do it at all is an error."""
-    if bf16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise UserError(f"{key} is true but {torch.cuda.get_device_name(device)} has no bf16; set it to false")
-    if bf16 and device.type == "cpu" and not cpu_supports_bf16():
-        log.warning("bf16 on a CPU without AVX512-BF16/AMX is emulated: slower than fp32 here "
-                    "(-S %s=false), same results as on a CPU that has it up to float order", key)
-    return bf16
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distill.config import Params, boolean, integer, number, param, positive_floats, positive_numbers, probability, \
-    text
+from distill.config import Params, auto_or_boolean, auto_or_boolean_cli, boolean, integer, number, param, \
+    positive_floats, positive_numbers, probability, text
 
 
 def max_length_field():
@@ -29,8 +29,10 @@ class TeacherParams(Params):
     max_train_examples: int = param(integer(0), "Fine-tune on a seeded subset of this many rows (0 = all).")
     evals_per_epoch: int = param(integer(1), "Dev evaluations per epoch, each a candidate for the kept checkpoint.")
     seed: int = param(integer(), "Seed of the subset, classifier-head init and data order.")
-    bf16: bool = param(boolean, "bf16 autocast for fine-tuning: faster on GPUs and CPUs with AVX512-BF16/AMX, "
-                       "slower elsewhere (false = fp32 on a CPU; a GPU without bf16 uses fp16).")
+    bf16: bool | str = param(auto_or_boolean, "bf16 autocast for fine-tuning. auto: bf16 where the device has it "
+                             "natively (CPUs with AVX512-BF16/AMX, GPUs of compute capability 8.0+), else fp32 on a "
+                             "CPU and fp16 on an older GPU; true: bf16, an error where it would be emulated; false: "
+                             "fp32 (fp16 on a GPU).", cli=auto_or_boolean_cli)
     fused_adamw: bool = param(boolean, "AdamW as torch's fused kernel (the Trainer's adamw_torch_fused): the same "
                               "update in one pass per parameter; false = torch's op-by-op AdamW (adamw_torch), "
                               "which rounds differently in the low bits.")
@@ -39,6 +41,8 @@ class TeacherParams(Params):
 @dataclass(frozen=True)
 class LogitsParams(Params):
     section = "teacher_logits"
-    bf16: bool = param(boolean, "bf16 autocast for the teacher's forward pass: faster on GPUs and CPUs with "
-                       "AVX512-BF16/AMX, slower elsewhere; the logits differ from fp32 in the low bits.")
+    bf16: bool | str = param(auto_or_boolean, "bf16 autocast for the teacher's forward pass. auto: bf16 where the "
+                             "device has it natively (CPUs with AVX512-BF16/AMX, GPUs of compute capability 8.0+), "
+                             "else fp32; true: bf16, an error where it would be emulated; false: fp32. The logits "
+                             "differ from fp32 in the low bits.", cli=auto_or_boolean_cli)
     max_length: int = max_length_field()

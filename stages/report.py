@@ -1,0 +1,41 @@
+"""report stage: the expensive stages' reports, curves and scores (models/<task>/runs/<stage>/, DVC-cached, so a
+configuration seen before is restored from DVC's run cache instead of recomputed) copied to metrics/<task>/:
+{teacher,student,baseline}.json, speed.json, plots/ and reports/, the files git tracks and `dvc metrics`, `dvc plots`
+and `dvc exp show` read. Cheap (file copies), so it is the one stage that runs on every new result."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+
+import typer  # noqa: E402
+
+from distill.io import UserError, get_logger, publish, run_cli  # noqa: E402
+from distill.layout import TaskPaths  # noqa: E402
+from distill.report.runs import TOP_LEVEL, collect, copy_into  # noqa: E402
+
+app = typer.Typer(add_completion=False, help=__doc__)
+log = get_logger("report")
+
+
+@app.command()
+def main(
+    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:)."),
+    models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders (and their runs/)."),
+    metrics_dir: Path = typer.Option(Path("metrics"), help="Root of the per-task metrics folders."),
+):
+    paths = TaskPaths(task, models_root=models_dir, metrics_root=metrics_dir)
+    files = collect(paths)
+    names = [name for name in TOP_LEVEL if any(rel.parts[0] == name for rel in files)]
+    if not names:
+        raise UserError(f"{paths.run('evaluate').parent}: the run folders hold no files")
+    log.info("read %d files from %s", len(files), paths.run("evaluate").parent)
+    outs = [paths.metrics / name for name in names]
+    with publish(*outs) as tmps:
+        copy_into(files, dict(zip(names, tmps)))
+    log.info("wrote %s", ", ".join(map(str, outs)))
+
+
+if __name__ == "__main__":
+    run_cli(app)
