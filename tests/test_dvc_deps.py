@@ -222,7 +222,7 @@ def test_import_walk_follows_function_level_imports_and_packages():
         assert rel in deps
     for init in ("distill/__init__.py", "distill/student/__init__.py"):  # walked through, kept only if non-empty
         assert (init in deps) == runs_code(init)
-    assert "distill/student/onnx.py" not in deps  # only benchmark runs the ONNX export
+    assert "distill/inference/onnx.py" not in deps  # only benchmark runs the ONNX export
     assert "distill/data/rotten.py" not in deps
 
 
@@ -230,10 +230,10 @@ def test_checks_catch_a_missing_and_an_extra_code_dep():
     stage = copy.deepcopy(STAGES["train_student"])
     deps = stage["do"]["deps"]
     deps.remove("distill/student/model.py")
-    deps.append("distill/student/onnx.py")
+    deps.append("distill/inference/onnx.py")
     problems = code_dep_problems("train_student", stage)
     assert any("distill/student/model.py" in p and "does not list" in p for p in problems), problems
-    assert any("distill/student/onnx.py" in p and "never imports" in p for p in problems), problems
+    assert any("distill/inference/onnx.py" in p and "never imports" in p for p in problems), problems
 
 
 def test_checks_catch_a_missing_package_init(monkeypatch):

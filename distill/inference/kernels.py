@@ -31,7 +31,7 @@ import torch
 from distill.io import get_logger
 from distill.runtime import cache_dir, cpu_fingerprint, cpu_flags
 
-log = get_logger("cell")
+log = get_logger("kernels")
 
 _CELL_C = r"""
 #include <math.h>

@@ -14,7 +14,7 @@ Four things make it fast, each exact (not an approximation):
    inside), since both the bmm and the ctypes call release the GIL. One batch per core beats splitting each
    step's small matmul across cores, and the fused cell would otherwise run on one core only.
 
-Cells (`cell=`), all the same maths: "fused" (distill.student.cell's _FUSED_C: the whole recurrence in C, the
+Cells (`cell=`), all the same maths: "fused" (distill.inference.kernels's _FUSED_C: the whole recurrence in C, the
 matmul micro-kernel and the gates fused per tile of rows, AVX-512 or AVX2 chosen from the CPU's flags; the
 classifier in C too, batch by batch for single sentences; a second per-word table, as large as the folded one,
 holds every word's step-1 product), "c" (per step one torch.bmm for both directions, then the C gate loop),
@@ -23,7 +23,7 @@ benchmarks/profile_student.py).
 
 `precision` (default "exact"; only ever what the caller asks for): "bf16" or "int8" (or "auto": bf16 where the
 CPU has AVX512-BF16, else int8) swaps the fused recurrence's product h W_hh^T for a reduced-precision one
-(distill.student.cell's LOWP_BUILDS); gates, step 1's per-word table and the classifier stay exact fp32. NOT the
+(distill.inference.kernels's LOWP_BUILDS); gates, step 1's per-word table and the classifier stay exact fp32. NOT the
 reference model's numbers: logits move by ~1e-3..1e-2 (measured in benchmark.json).
 """
 from __future__ import annotations
@@ -39,8 +39,8 @@ import torch
 from torch.profiler import record_function
 from tqdm.auto import tqdm
 
-from distill.student.cell import (FusedKernel, LowpKernel, compiled_cell, compiled_fused, compiled_lowp,
-                                  hugepage_floats, lowp_build_for)
+from distill.inference.kernels import (FusedKernel, LowpKernel, compiled_cell, compiled_fused, compiled_lowp,
+                                       hugepage_floats, lowp_build_for)
 from distill.student.model import StudentClassifier
 from distill.student.vocab import Vocab
 
