@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from distill.io import get_logger
-from distill.runtime import cache_dir, cpu_fingerprint, cpu_flags
+from distill.runtime import cache_dir, cpu_fingerprint, cpu_flags, cpu_isa_override
 
 log = get_logger("kernels")
 
@@ -38,9 +38,18 @@ KERNEL_DIR = Path(__file__).resolve().parent  # the C sources live beside this m
 CELL_SOURCE = KERNEL_DIR / "lstm_cell.c"
 FUSED_SOURCE = KERNEL_DIR / "lstm_fused.c"  # the fused recurrence, exact and reduced-precision builds
 WARNINGS = ["-Wall", "-Wextra"]  # the sources are clean under these (checked by tests/test_inference_kernels.py)
-_CELL_FLAGS = ["-O3", "-march=native", "-ffast-math", "-shared", "-fPIC", *WARNINGS]
+_CELL_FLAGS = ["-O3", "-ffast-math", "-shared", "-fPIC", *WARNINGS]  # + cell_march()
 _cell_lib = None
 _build_lock = threading.Lock()
+
+
+def cell_march() -> list[str]:
+    """The cell's target: this CPU (-march=native), or under $BILSTM_DISTILL_CPU_ISA=avx2 (on x86-64) the AVX2 class,
+    x86-64-v3 (AVX2, FMA, F16C, BMI2; no AVX-512, AMX or AVX-VNNI), tuned for this CPU: what runtime.cpu_flags()
+    then reports, so an AVX-512 machine builds and runs the code an AVX2-only one would."""
+    if cpu_isa_override() == "avx2" and platform.machine().lower() in ("x86_64", "amd64"):
+        return ["-march=x86-64-v3", "-mtune=native"]
+    return ["-march=native"]
 
 
 def source_digest(source: Path) -> str:
@@ -71,12 +80,13 @@ def _build(name: str, source: Path, flags: list[str], key_extra: str = "") -> Pa
 
 
 def compiled_cell():
-    """The C cell as a ctypes function, or None when no compiler works here (cached per source+CPU)."""
+    """The C cell as a ctypes function, or None when no compiler works here (cached per source and CPU; the CPU
+    as runtime.cpu_fingerprint() sees it, so $BILSTM_DISTILL_CPU_ISA=avx2 has its own build)."""
     global _cell_lib
     if _cell_lib is None:
         _cell_lib = False
         try:
-            lib = _build("lstm_cell", *build_spec("cell"), cpu_fingerprint())  # -march=native: key on the CPU
+            lib = _build("lstm_cell", *build_spec("cell"), cpu_fingerprint())  # native code: key on the CPU
             fn = ctypes.CDLL(str(lib)).lstm_cell
             fn.restype = None
             fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_long] * 4
@@ -87,7 +97,9 @@ def compiled_cell():
 
 
 # Builds per instruction set: (compiler flags, CPU flags it needs). No -march=native: the AVX2 build must not pick
-# up AVX-512 on a CPU that has it (it is tested there, and then runs on AVX2-only machines as built).
+# up AVX-512 on a CPU that has it (it is tested there, and then runs on AVX2-only machines as built). So these
+# binaries (and their cache keys) do not depend on the CPU; under $BILSTM_DISTILL_CPU_ISA=avx2 cpu_flags() lacks
+# avx512*, so only the AVX2 builds are chosen (here and in LOWP_BUILDS).
 FUSED_ISAS = {"avx512": (["-mavx512f", "-mfma", "-DISA_AVX512"], {"avx512f", "fma"}),
               "avx2": (["-mavx2", "-mfma", "-DISA_AVX2"], {"avx2", "fma"})}
 _FUSED_FLAGS = ["-O3", "-shared", "-fPIC", *WARNINGS]
@@ -140,8 +152,8 @@ class FusedKernel:
 
 
 def fused_isas() -> list[str]:
-    """The instruction sets of the fused kernel this CPU runs (from its flags, i.e. what the OS enabled), best
-    first; empty on other architectures."""
+    """The instruction sets of the fused kernel this CPU runs (from its flags, i.e. what the OS enabled, less those
+    above AVX2 under $BILSTM_DISTILL_CPU_ISA=avx2), best first; empty on other architectures."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return []
     flags = cpu_flags()
@@ -203,7 +215,7 @@ def build_spec(build: str) -> tuple[Path, list[str]]:
     """The C file and the compiler flags of one build: "cell" (the "c" cell's gate loop), a FUSED_ISAS name or a
     LOWP_BUILDS name."""
     if build == "cell":
-        return CELL_SOURCE, list(_CELL_FLAGS)
+        return CELL_SOURCE, _CELL_FLAGS + cell_march()
     if build in FUSED_ISAS:
         return FUSED_SOURCE, _FUSED_FLAGS + FUSED_ISAS[build][0]
     if build in LOWP_BUILDS:

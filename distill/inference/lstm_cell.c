@@ -1,6 +1,7 @@
 /* The "c" cell's gate loop (distill/inference/kernels.py, compiled_cell): per step torch.bmm computes h W_hh^T for
-   both directions, then this one pass does the gates. Built with -O3 -march=native -ffast-math;
-   sigmoid and tanh through expf, which gcc vectorizes. */
+   both directions, then this one pass does the gates. Built with -O3 -ffast-math and -march=native
+   (-march=x86-64-v3, the AVX2 class, under BILSTM_DISTILL_CPU_ISA=avx2); sigmoid and tanh through expf, which gcc
+   vectorizes. */
 #include <math.h>
 static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
 /* g: (D, k, 4H) = h W_hh^T, gate order [i f o g]; the input part comes from the folded table (2V, 4H) by the
