@@ -72,6 +72,7 @@ def predefined_macros(flags: list[str]) -> set[str]:
 def test_cpu_isa_override_builds_and_dispatches_as_an_avx2_cpu(monkeypatch):
     """$BILSTM_DISTILL_CPU_ISA=avx2: the -march=native cell is built for the AVX2 class instead (no AVX-512 or AMX
     code even on a CPU that has them), under another cache key, and only the AVX2 fused and int8 builds are chosen."""
+    monkeypatch.delenv("BILSTM_DISTILL_CPU_ISA", raising=False)
     native_source, native_flags = kernels.build_spec("cell")
     native_key = kernels.cpu_fingerprint()
     above_avx2 = {f for f in kernels.cpu_flags() if f.startswith(("avx512", "amx", "avx_vnni"))}

@@ -120,7 +120,8 @@ def test_bad_precision_param_is_a_one_line_error(tmp_path):
     assert one_line_error(proc) == "error: --precision must be one of exact, bf16, int8, auto, got 'half'"
 
 
-@pytest.mark.skipif(not kernels.lowp_builds(), reason="this CPU runs no reduced-precision build")
+@pytest.mark.skipif(not kernels.lowp_builds() or compiled_lowp(lowp_build_for("auto")) is None,
+                    reason="this CPU runs no reduced-precision build (or no C compiler builds it)")
 def test_run_benchmark_reports_reduced_apart(student_corpus, tiny_teacher):
     """With a reduced precision the report gains `reduced` (timings, speed-up, logit error, dev scores); the
     student, its path and speed-up stay the exact ones. Without one there is no trace of it."""
