@@ -22,7 +22,7 @@ from distill.io import UserError, get_logger, publish, read_parquet, run_cli, wr
 from distill.layout import LABEL, MODEL_KINDS, TaskPaths  # noqa: E402
 from distill.report.benchmark import run_benchmark, scored_accuracy, speed_metrics, time_fast_path  # noqa: E402
 from distill.runtime import device as default_device, set_threads, usable_cores  # noqa: E402
-from distill.student.cell import lowp_build_for  # noqa: E402
+from distill.inference.kernels import lowp_build_for  # noqa: E402
 from distill.student.model import load_student  # noqa: E402
 from distill.tasks import load_task  # noqa: E402
 from distill.teacher.model import load_teacher  # noqa: E402

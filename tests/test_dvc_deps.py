@@ -4,7 +4,8 @@ when, something it runs or reads has changed:
 - code: the stage script plus every `distill` module it imports, transitively (function-level imports and the
   package `__init__.py` files Python runs on the way included) — no module missing (a change would go unseen), none
   extra (a change would re-run the stage for nothing). An empty `__init__.py` runs no code and is left out (dvc.yaml's
-  header says so); one that gains any content must be listed by every stage that imports its package;
+  header says so); one that gains any content must be listed by every stage that imports its package. The C files a
+  module compiles (a "name.c" string beside it, plus every header there) count as its code too;
 - params: exactly `tracked_keys()` of the stage's config class (per-task values down to `${item}`), and never a
   `runtime.*` performance knob.
 
@@ -115,6 +116,23 @@ def code_deps(script: str) -> set[str]:
     return {rel for rel in seen if runs_code(rel)}
 
 
+def c_sources(rel: str) -> set[str]:
+    """The C files library module `rel` compiles: each "name.c" it names (a string constant) that exists beside it,
+    and every header beside those (distill.inference.kernels keys its builds on all of them)."""
+    here = (ROOT / rel).parent
+    names = {node.value for node in ast.walk(ast.parse((ROOT / rel).read_text(), filename=rel))
+             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.endswith(".c")}
+    found = {here / n for n in names if "/" not in n and (here / n).is_file()}
+    if found:
+        found |= set(here.glob("*.h"))
+    return {p.relative_to(ROOT).as_posix() for p in found}
+
+
+def c_deps(script: str) -> set[str]:
+    """The C files compiled by the modules `script` runs."""
+    return {c for rel in code_deps(script) for c in c_sources(rel)}
+
+
 def stage_body(stage: dict) -> dict:
     return stage.get("do", stage)
 
@@ -142,10 +160,10 @@ def param_keys(stage: dict) -> list[str]:
 # ---- the checks ------------------------------------------------------------------------------------------------
 def code_dep_problems(name: str, stage: dict) -> list[str]:
     script = script_of(stage)
-    declared = [d for d in dep_paths(stage) if d.endswith(".py")]
+    declared = [d for d in dep_paths(stage) if d.endswith((".py", ".c", ".h"))]
     problems = [f"{name}: {d} listed twice" for d in sorted({d for d in declared if declared.count(d) > 1})]
     problems += [f"{name}: {d} does not exist" for d in declared if not (ROOT / d).is_file()]
-    needed = code_deps(script)
+    needed = code_deps(script) | c_deps(script)
     problems += [f"{name}: runs {d} but does not list it as a dep" for d in sorted(needed - set(declared))]
     problems += [f"{name}: lists {d} as a dep but never imports it" for d in sorted(set(declared) - needed)]
     return problems
@@ -227,7 +245,7 @@ def test_import_walk_follows_function_level_imports_and_packages():
         assert rel in deps
     for init in ("distill/__init__.py", "distill/student/__init__.py"):  # walked through, kept only if non-empty
         assert (init in deps) == runs_code(init)
-    assert "distill/student/onnx.py" not in deps  # only benchmark runs the ONNX export
+    assert "distill/inference/onnx.py" not in deps  # only benchmark runs the ONNX export
     assert "distill/data/rotten.py" not in deps
 
 
@@ -235,10 +253,23 @@ def test_checks_catch_a_missing_and_an_extra_code_dep():
     stage = copy.deepcopy(STAGES["train_student"])
     deps = stage["do"]["deps"]
     deps.remove("distill/student/model.py")
-    deps.append("distill/student/onnx.py")
+    deps.append("distill/inference/onnx.py")
     problems = code_dep_problems("train_student", stage)
     assert any("distill/student/model.py" in p and "does not list" in p for p in problems), problems
-    assert any("distill/student/onnx.py" in p and "never imports" in p for p in problems), problems
+    assert any("distill/inference/onnx.py" in p and "never imports" in p for p in problems), problems
+
+
+def test_checks_catch_a_missing_and_an_extra_c_source():
+    """The kernels' C files are deps of the stages whose code compiles them (benchmark), and of no other."""
+    kernels_c = "distill/inference/lstm_fused.c"
+    assert kernels_c in c_sources("distill/inference/kernels.py")
+    assert kernels_c in c_deps("stages/benchmark.py") and kernels_c not in c_deps("stages/train.py")
+    stage = copy.deepcopy(STAGES["benchmark"])
+    stage["do"]["deps"].remove(kernels_c)
+    assert any(kernels_c in p and "does not list" in p for p in code_dep_problems("benchmark", stage))
+    stage = copy.deepcopy(STAGES["train_student"])
+    stage["do"]["deps"].append(kernels_c)
+    assert any(kernels_c in p and "never imports" in p for p in code_dep_problems("train_student", stage))
 
 
 def test_checks_catch_a_missing_package_init(monkeypatch):

@@ -109,7 +109,7 @@ def test_teacher_change_does_not_retrain_the_baseline(repo):
 
 
 MODULE_EDITS = [
-    ("distill/student/onnx.py", at("benchmark")),
+    ("distill/inference/onnx.py", at("benchmark")),
     ("distill/teacher/logits.py", at("teacher_logits")),
     ("distill/data/rotten.py", at("download")),
     ("distill/teacher/vectors.py", at("teacher_vectors")),

@@ -1,10 +1,10 @@
-"""distill/student/cell.py: the fused C LSTM cell computes one LSTM step, checked against numpy by hand."""
+"""distill/inference/kernels.py: the fused C LSTM cell computes one LSTM step, checked against numpy by hand."""
 import ctypes
 
 import numpy as np
 import pytest
 
-from distill.student.cell import compiled_cell
+from distill.inference.kernels import compiled_cell
 
 cell = compiled_cell()
 pytestmark = pytest.mark.skipif(cell is None, reason="no C compiler here")

@@ -1,8 +1,8 @@
-"""distill/student/fast.py: the fast CPU path's tokenizer and its misuse errors (its logits against nn.LSTM, for
+"""distill/inference/fast.py: the fast CPU path's tokenizer and its misuse errors (its logits against nn.LSTM, for
 every cell, and its thread pool: tests/test_student_fused.py)."""
 import pytest
 
-from distill.student.fast import FastStudent, FastTokenizer
+from distill.inference.fast import FastStudent, FastTokenizer
 from helpers import random_texts, small_student
 
 

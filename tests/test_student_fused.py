@@ -7,9 +7,9 @@ import torch
 from helpers import random_texts, small_student
 from distill.report.benchmark import run_benchmark, speed_metrics
 from distill.report.benchmark import reference_logits
-from distill.student.cell import FUSED_ISAS, compiled_cell, compiled_fused, fused_isas
-from distill.student.fast import FastStudent, recurrent_flop
-from distill.student.onnx import OnnxStudent
+from distill.inference.kernels import FUSED_ISAS, compiled_cell, compiled_fused, fused_isas
+from distill.inference.fast import FastStudent, recurrent_flop
+from distill.inference.onnx import OnnxStudent
 from distill.student.model import count_parameters
 
 torch.set_num_threads(1)

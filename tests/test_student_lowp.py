@@ -5,20 +5,20 @@ import numpy as np
 import pytest
 import torch
 
-import distill.student.cell as cell
+import distill.inference.kernels as kernels
 from conftest import one_line_error, run_stage
 from distill import config
 from distill.io import UserError
 from distill.report.benchmark import run_benchmark, speed_metrics
 from distill.report.params import PRECISIONS, BenchmarkParams
-from distill.student.cell import LOWP_BUILDS, compiled_lowp, lowp_build_for
-from distill.student.fast import FastStudent
+from distill.inference.kernels import LOWP_BUILDS, compiled_lowp, lowp_build_for
+from distill.inference.fast import FastStudent
 from helpers import random_texts, small_student, write_params
 
 torch.set_num_threads(1)
 
 # Every reduced build this CPU runs (on an AVX-512 VNNI machine the AVX2 int8 build too); the others are skipped.
-BUILDS = [pytest.param(b, marks=pytest.mark.skipif(compiled_lowp(b) is None if b in cell.lowp_builds() else True,
+BUILDS = [pytest.param(b, marks=pytest.mark.skipif(compiled_lowp(b) is None if b in kernels.lowp_builds() else True,
                                                    reason=f"this CPU lacks {' + '.join(sorted(LOWP_BUILDS[b][1]))} "
                                                           "(or no C compiler)"))
           for b in LOWP_BUILDS]
@@ -82,20 +82,20 @@ def test_exact_is_the_default_and_unchanged(student_corpus):
 
 
 def test_precision_choice(monkeypatch):
-    assert cell.PRECISIONS == PRECISIONS  # the params' choices are the kernel's
+    assert kernels.PRECISIONS == PRECISIONS  # the params' choices are the kernel's
     assert lowp_build_for("exact") is None
     with pytest.raises(ValueError, match="precision must be one of"):
         lowp_build_for("fp8")
     # a CPU with AVX2 only: no bf16 (an error, never a silent fallback), int8 and auto take the AVX2 build
-    monkeypatch.setattr(cell, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(kernels, "cpu_flags", lambda: {"avx2", "fma"})
     with pytest.raises(ValueError, match="needs a CPU with avx512_bf16 \\+ avx512f"):
         lowp_build_for("bf16")
     assert lowp_build_for("int8") == lowp_build_for("auto") == "int8-avx2"
-    monkeypatch.setattr(cell, "cpu_flags", lambda: {"avx2", "fma", "avx512f", "avx512_vnni"})
+    monkeypatch.setattr(kernels, "cpu_flags", lambda: {"avx2", "fma", "avx512f", "avx512_vnni"})
     assert lowp_build_for("int8") == lowp_build_for("auto") == "int8-vnni"
-    monkeypatch.setattr(cell, "cpu_flags", lambda: {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"})
+    monkeypatch.setattr(kernels, "cpu_flags", lambda: {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"})
     assert lowp_build_for("auto") == "bf16-avx512" and lowp_build_for("int8-avx2") == "int8-avx2"
-    monkeypatch.setattr(cell, "cpu_flags", set)
+    monkeypatch.setattr(kernels, "cpu_flags", set)
     with pytest.raises(ValueError, match="needs a CPU with"):
         lowp_build_for("int8")
 
@@ -105,9 +105,9 @@ def test_fast_student_rejects_bad_precision(student_corpus):
     model = small_student(0, vocab)
     with pytest.raises(ValueError, match="precision must be one of"):
         FastStudent(model, vocab, precision="fp8")
-    if cell.lowp_builds():
+    if kernels.lowp_builds():
         with pytest.raises(RuntimeError, match="needs the fused cell"):
-            FastStudent(model, vocab, cell="torch", precision=cell.lowp_builds()[0])
+            FastStudent(model, vocab, cell="torch", precision=kernels.lowp_builds()[0])
 
 
 def test_bad_precision_param_is_a_one_line_error(tmp_path):
@@ -120,7 +120,8 @@ def test_bad_precision_param_is_a_one_line_error(tmp_path):
     assert one_line_error(proc) == "error: --precision must be one of exact, bf16, int8, auto, got 'half'"
 
 
-@pytest.mark.skipif(not cell.lowp_builds(), reason="this CPU runs no reduced-precision build")
+@pytest.mark.skipif(not kernels.lowp_builds() or compiled_lowp(lowp_build_for("auto")) is None,
+                    reason="this CPU runs no reduced-precision build (or no C compiler builds it)")
 def test_run_benchmark_reports_reduced_apart(student_corpus, tiny_teacher):
     """With a reduced precision the report gains `reduced` (timings, speed-up, logit error, dev scores); the
     student, its path and speed-up stay the exact ones. Without one there is no trace of it."""

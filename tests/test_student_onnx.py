@@ -1,10 +1,10 @@
-"""distill/student/onnx.py: the student's encoder as an ONNX graph run by onnxruntime equals the reference."""
+"""distill/inference/onnx.py: the student's encoder as an ONNX graph run by onnxruntime equals the reference."""
 import numpy as np
 import onnx
 import pytest
 
 from distill.report.benchmark import reference_logits
-from distill.student.onnx import OnnxStudent, onnx_encoder_model
+from distill.inference.onnx import OnnxStudent, onnx_encoder_model
 from helpers import make_student, random_texts
 
 

@@ -4,8 +4,8 @@ Timing protocol: each path first runs once on a small slice (warm-up: allocator,
 excluded), then the whole input `repeats` times; the median is reported. The teacher is measured ONCE on the whole
 input (`teacher_repeats` = 1): on a CPU it takes minutes (~150 s for SST-2 with MiniLM), and its run-to-run
 spread is small next to the student/teacher ratio being measured.
-Student paths: "fast" (distill.student.fast with its best cell, normally "fused": the whole recurrence in C, batches
-spread over the cores, CPU), "onnxruntime" (the encoder as an ONNX LSTM graph, CPU), "reference" (the nn.LSTM model
+Student paths: "fast" (distill.inference.fast with its best cell, normally "fused": the whole recurrence in C,
+batches spread over the cores, CPU), "onnxruntime" (the encoder as an ONNX LSTM graph, CPU), "reference" (the nn.LSTM model
 with packed sequences); all are timed on the same input, their logits cross-checked against the reference, and the
 fastest is the reported student. On CUDA the reference model runs on the GPU (cuDNN).
 The fast path's `gflops` is the recurrence's matmul work (every token, both directions, h W_hh^T) over its
@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from distill.inference.fast import FastStudent, FastTokenizer, recurrent_flop, torch_threads
+from distill.inference.onnx import OnnxStudent
 from distill.io import UserError
 from distill.runtime import cpu_vector_flags, device_name, usable_cores
 from distill.student.batching import pad_rows
-from distill.student.fast import FastStudent, FastTokenizer, recurrent_flop, torch_threads
 from distill.student.model import StudentClassifier, count_parameters
-from distill.student.onnx import OnnxStudent
 from distill.student.vocab import Vocab
 from distill.teacher.model import teacher_logits
 

@@ -12,7 +12,7 @@ from distill.data.splits import labelled, texts_of
 from distill.data.text import normalize
 from distill.io import UserError, atomic_path
 from distill.layout import LABEL
-from distill.report.metrics import per_class, split_metrics
+from distill.metrics import per_class, split_metrics
 from distill.runtime import device
 from distill.student.batching import Dataset, predict_logits
 from distill.student.model import CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE, count_parameters, load_student

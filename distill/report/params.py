@@ -13,8 +13,8 @@ class EvaluateParams(Params):
     max_length: int = max_length_field()
 
 
-# the student's precisions (distill.student.cell.PRECISIONS; spelled out here so evaluate, which shares this module,
-# does not import the C kernels)
+# the student's precisions (distill.inference.kernels.PRECISIONS; spelled out here so evaluate, which shares this
+# module, does not import the C kernels)
 PRECISIONS = ("exact", "bf16", "int8", "auto")
 
 

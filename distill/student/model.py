@@ -101,7 +101,7 @@ class StudentClassifier(nn.Module):
         features = 2 * cfg.hidden * (4 if cfg.pair else 1)
         self.classifier = nn.Sequential(nn.Linear(features, cfg.fc), nn.ReLU(), nn.Linear(cfg.fc, cfg.num_labels))
 
-    # ---- what inference paths other than forward() need (distill.student.fast, .onnx) -------------------------
+    # ---- what inference paths other than forward() need (distill.inference.fast, .onnx) -------------------------
     def embedding_table(self) -> torch.Tensor:
         """(V, E) the LSTM's input per word: [frozen, trainable] for multichannel, else the trainable table."""
         embed = self.encoder.embed

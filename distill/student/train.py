@@ -21,7 +21,7 @@ from distill.student.params import BaselineParams, StudentParams
 from distill.data.splits import texts_of
 from distill.io import UserError, get_logger, publish, write_csv, write_json
 from distill.layout import LABEL, LOGITS, SYNTHETIC, TEACHER_LABEL, TRAINING_FILE
-from distill.report.metrics import accuracy, f1_positive
+from distill.metrics import accuracy, f1_positive
 from distill.runtime import device, hardware_record, resolve_bf16
 from distill.student.batching import Dataset, batch_order, predict_logits
 from distill.student.embeddings import build_embeddings

@@ -26,7 +26,7 @@ from distill.teacher.params import TeacherParams
 from distill.data.splits import labelled, texts_of
 from distill.io import UserError, get_logger
 from distill.layout import LABEL
-from distill.report.metrics import accuracy, f1_positive, split_metrics
+from distill.metrics import accuracy, f1_positive, split_metrics
 from distill.runtime import hardware_record, resolve_bf16
 from distill.tasks import Task
 from distill.teacher.model import encode, load_tokenizer, teacher_logits, uses_token_types

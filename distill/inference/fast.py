@@ -14,16 +14,16 @@ Four things make it fast, each exact (not an approximation):
    inside), since both the bmm and the ctypes call release the GIL. One batch per core beats splitting each
    step's small matmul across cores, and the fused cell would otherwise run on one core only.
 
-Cells (`cell=`), all the same maths: "fused" (distill.student.cell's _FUSED_C: the whole recurrence in C, the
-matmul micro-kernel and the gates fused per tile of rows, AVX-512 or AVX2 chosen from the CPU's flags; the
-classifier in C too, batch by batch for single sentences; a second per-word table, as large as the folded one,
-holds every word's step-1 product), "c" (per step one torch.bmm for both directions, then the C gate loop),
-"torch" (torch ops only); "auto" takes the first of these that builds here (measured in that order of speed:
-benchmarks/profile_student.py).
+Cells (`cell=`), all the same maths: "fused" (lstm_fused.c, built by distill.inference.kernels: the whole
+recurrence in C, the matmul micro-kernel and the gates fused per tile of rows, AVX-512 or AVX2 chosen from the
+CPU's flags; the classifier in C too, batch by batch for single sentences; a second per-word table, as large as the
+folded one, holds every word's step-1 product), "c" (per step one torch.bmm for both directions, then the C gate
+loop of lstm_cell.c), "torch" (torch ops only); "auto" takes the first of these that builds here (measured in that
+order of speed: benchmarks/profile_student.py).
 
 `precision` (default "exact"; only ever what the caller asks for): "bf16" or "int8" (or "auto": bf16 where the
 CPU has AVX512-BF16, else int8) swaps the fused recurrence's product h W_hh^T for a reduced-precision one
-(distill.student.cell's LOWP_BUILDS); gates, step 1's per-word table and the classifier stay exact fp32. NOT the
+(distill.inference.kernels's LOWP_BUILDS); gates, step 1's per-word table and the classifier stay exact fp32. NOT the
 reference model's numbers: logits move by ~1e-3..1e-2 (measured in benchmark.json).
 """
 from __future__ import annotations
@@ -39,8 +39,8 @@ import torch
 from torch.profiler import record_function
 from tqdm.auto import tqdm
 
-from distill.student.cell import (FusedKernel, LowpKernel, compiled_cell, compiled_fused, compiled_lowp,
-                                  hugepage_floats, lowp_build_for)
+from distill.inference.kernels import (FusedKernel, LowpKernel, compiled_cell, compiled_fused, compiled_lowp,
+                                       hugepage_floats, lowp_build_for)
 from distill.student.model import StudentClassifier
 from distill.student.vocab import Vocab
 
@@ -89,7 +89,7 @@ def torch_threads(n: int):
 
 
 CELLS = ("auto", "fused", "c", "torch")
-# The fused kernel's exponents: z = -x for the sigmoid gates (i f o), -2x for tanh's (g); see _FUSED_C.
+# The fused kernel's exponents: z = -x for the sigmoid gates (i f o), -2x for tanh's (g); see lstm_fused.c.
 _FUSED_SCALE = (-1.0, -1.0, -1.0, -2.0)
 _STEP1_TABLE_BYTES = 1 << 30  # the fused path's per-word table of step-1 products, when at most this large
 
@@ -165,7 +165,7 @@ class FastStudent:
         table = hugepage_floats(n + 64)
         table[:n].view_as(self.gates_table).copy_(self.gates_table).mul_(scale)
         self.gates_table = table  # the fused path's only copy (flat)
-        # step 1's product of every word (first_products in _FUSED_C): ~1/9 of the recurrence's matmul work on
+        # step 1's product of every word (first_products in lstm_fused.c): ~1/9 of the recurrence's matmul work on
         # SST-2, for a second table as large as the folded one (skipped past _STEP1_TABLE_BYTES; same results)
         self.fused_g1 = None
         if 4 * n <= _STEP1_TABLE_BYTES:

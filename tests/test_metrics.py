@@ -1,9 +1,9 @@
-"""distill/report/metrics.py against hand-computed values."""
+"""distill/metrics.py against hand-computed values."""
 import math
 
 import numpy as np
 
-from distill.report.metrics import accuracy, confusion, f1_positive, split_metrics
+from distill.metrics import accuracy, confusion, f1_positive, split_metrics
 
 LABELS = [1, 1, 0, 0, 1, 0, 1]
 PREDS = [1, 0, 1, 0, 1, 0, 0]

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from tqdm.auto import tqdm
 
 from distill.student.batching import pad_rows
-from distill.student.fast import FastStudent
+from distill.inference.fast import FastStudent
 from distill.student.model import StudentClassifier
 from distill.student.vocab import Vocab
 

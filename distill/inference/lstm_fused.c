@@ -1,98 +1,4 @@
-"""The C parts of the fast student path, compiled on first use with the system C compiler into the user cache
-(keyed by source and flags); without a compiler the torch-ops cell is used (same maths).
-
-* `compiled_cell()`: the fused gate loop of the "c" cell. Per step torch.bmm does h W_hh^T for both directions,
-  then one C pass does the gates (as ~8 separate torch elementwise ops it would be memory traffic and op overhead,
-  and torch's tanh is slow on CPU).
-* `compiled_fused(isa)`: the "fused" path, the whole recurrence in C (matmul micro-kernel + gates per tile of rows,
-  see _FUSED_C), one build per instruction set (AVX-512 or AVX2+FMA), picked at run time from the CPU's flags.
-* `compiled_lowp(build)`: the same recurrence with a reduced-precision product h W_hh^T (LOWP_BUILDS: bf16 with
-  AVX512-BF16, int8 with AVX-512 VNNI or AVX2), built from the same source; used only when a caller asks for a
-  precision (FastStudent(precision=...), benchmark.precision), never chosen on its own.
-"""
-from __future__ import annotations
-
-import ctypes
-import hashlib
-import mmap
-import os
-import platform
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-import weakref
-from dataclasses import dataclass
-from pathlib import Path
-
-import torch
-
-from distill.io import get_logger
-from distill.runtime import cache_dir, cpu_fingerprint, cpu_flags
-
-log = get_logger("cell")
-
-_CELL_C = r"""
-#include <math.h>
-static inline float sigm(float x) { return 1.0f / (1.0f + expf(-x)); }
-/* g: (D, k, 4H) = h W_hh^T, gate order [i f o g]; the input part comes from the folded table (2V, 4H) by the
-   step's ids (D, B) (backward ids already offset by V); c, h: (D, B, H); rows 0..k-1 are updated in place. */
-void lstm_cell(const float *restrict g, const float *restrict table, const long *restrict ids, float *restrict c,
-               float *restrict h, long D, long k, long B, long H) {  /* restrict: lets gcc vectorize */
-    for (long d = 0; d < D; d++)
-        for (long r = 0; r < k; r++) {
-            const float *gr = g + (d * k + r) * 4 * H, *xr = table + ids[d * B + r] * 4 * H;
-            float *cr = c + (d * B + r) * H, *hr = h + (d * B + r) * H;
-            for (long j = 0; j < H; j++) {
-                float i = sigm(gr[j] + xr[j]), f = sigm(gr[H + j] + xr[H + j]), o = sigm(gr[2 * H + j] + xr[2 * H + j]);
-                float cand = 2.0f * sigm(2.0f * (gr[3 * H + j] + xr[3 * H + j])) - 1.0f;  /* tanh */
-                float cn = f * cr[j] + i * cand;
-                cr[j] = cn;
-                hr[j] = o * (2.0f * sigm(2.0f * cn) - 1.0f);
-            }
-        }
-}
-"""
-_CELL_FLAGS = ["-O3", "-march=native", "-ffast-math", "-shared", "-fPIC"]
-_cell_lib = None
-_build_lock = threading.Lock()
-
-
-def _build(name: str, source: str, flags: list[str], key_extra: str = "") -> Path:
-    """The shared library of `source` built with `flags`, from the user cache when already built there."""
-    cc = os.environ.get("CC", "cc")
-    key = hashlib.sha256((source + " ".join(flags) + cc + key_extra).encode()).hexdigest()[:16]
-    cache = cache_dir()
-    lib = cache / f"{name}_{key}.so"
-    if not lib.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            src = Path(tmp) / f"{name}.c"
-            src.write_text(source)
-            subprocess.run([cc, *flags, "-o", str(Path(tmp) / "out.so"), str(src), "-lm"],
-                           check=True, capture_output=True, timeout=120)
-            os.replace(Path(tmp) / "out.so", lib)  # atomic: concurrent builders never see half a file
-    return lib
-
-
-def compiled_cell():
-    """The C cell as a ctypes function, or None when no compiler works here (cached per source+CPU)."""
-    global _cell_lib
-    if _cell_lib is None:
-        _cell_lib = False
-        try:
-            lib = _build("lstm_cell", _CELL_C, _CELL_FLAGS, cpu_fingerprint())  # -march=native: key on the CPU
-            fn = ctypes.CDLL(str(lib)).lstm_cell
-            fn.restype = None
-            fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_long] * 4
-            _cell_lib = fn
-        except (OSError, subprocess.SubprocessError) as err:
-            log.warning("no C compiler for the fused LSTM cell (%s); using torch ops", err)
-    return _cell_lib or None
-
-
-_FUSED_C = r"""/* The fast student's whole BiLSTM recurrence, and its classifier, in C, exact fp32 (nothing reduced).
+/* The fast student's whole BiLSTM recurrence, and its classifier, in C, exact fp32 (nothing reduced).
 
    Sequences are independent, so the kernel walks them in tiles of MR rows and runs each tile through ALL its
    time steps before the next: the tile's h, c and gate buffer (a few KB) live in L1 throughout, and W_hh of one
@@ -259,6 +165,7 @@ INLINE void micro(int nv, int half, const float *restrict h, long hs, const floa
     }
 }
 
+#if !defined(REDUCED) /* the exact product (the reduced builds have lowp_product instead) */
 /* G = h W (all panels); along the way the lines pf[0..npf) are prefetched, a share per panel (at most K per
    panel: any beyond are left to the hardware). */
 static void matmul_tile(const float *restrict h, long hs, const float *restrict wp, long K, long np,
@@ -296,6 +203,7 @@ static void matmul_tile(const float *restrict h, long hs, const float *restrict 
         default: break;
     }
 }
+#endif
 
 /* One row's gate pass: z = g + x (pre-scaled exponents, order i f o g) -> c, h in place (see the top). GU chunks
    of VW lanes at a time, their steps interleaved: each chunk is one long dependency chain (5 exps, 2 reciprocals),
@@ -446,6 +354,9 @@ INLINE void convert_h(struct lowp_h *lp, const float *restrict h, long hs, long 
 INLINE void micro_lp(int nv, const int32_t *restrict hq, const int32_t *restrict wp, long kw,
                      float *restrict g, long gs, const float *restrict cs, const int32_t *restrict ci,
                      const float *restrict rs, const char *const *pf, long npf) {
+#if defined(PREC_BF16)
+    (void)cs, (void)ci, (void)rs; /* bf16: no scales, the accumulators start at 0 */
+#endif
     long width = nv * VW;
     acc_t acc[MR][NV];
     for (int q = 0; q < nv; q++) {
@@ -502,6 +413,9 @@ static void lowp_product(struct lowp_h *lp, const float *h, long hs, long K, con
 static int recurrence(const char *wp, long dir_bytes, const float *aux, long np, const float *table,
                       const float *g1, long V, const int64_t *ids, const int64_t *starts, const int64_t *lens,
                       const int64_t *rows, long n, long H, float *out, const int64_t *dest) {
+#if !defined(REDUCED)
+    (void)aux; /* the reduced product's scales: none in the exact build */
+#endif
     long hs = (H + GU * VW - 1) / (GU * VW) * (GU * VW), gs = np + hs - H; /* row strides: room for the last chunks */
     long H4 = 4 * H, lines = ((3 * H + hs) * (long)sizeof(float) + 63) / 64 + 1; /* a table row as read */
     size_t floats = 2 * MR * hs + (MR + 1) * gs, bytes = (sizeof(float) * floats + 63) / 64 * 64;
@@ -687,230 +601,3 @@ void FN(vexp_array)(const float *z, float *out, int64_t n) {
     }
 }
 #endif
-"""
-# Builds per instruction set: (compiler flags, CPU flags it needs). No -march=native: the AVX2 build must not pick
-# up AVX-512 on a CPU that has it (it is tested there, and then runs on AVX2-only machines as built).
-FUSED_ISAS = {"avx512": (["-mavx512f", "-mfma", "-DISA_AVX512"], {"avx512f", "fma"}),
-              "avx2": (["-mavx2", "-mfma", "-DISA_AVX2"], {"avx2", "fma"})}
-_FUSED_FLAGS = ["-O3", "-shared", "-fPIC"]
-_fused_libs: dict[str, "FusedKernel | None"] = {}
-
-
-@dataclass(frozen=True)
-class FusedKernel:
-    """One ISA's build of _FUSED_C: `run` the recurrence (with `first`'s products of step 1), `head` the
-    classifier, `pack` weights for them; `vexp` (tests) and `fma_peak_gflops` (benchmarks)."""
-    isa: str
-    run: ctypes._CFuncPtr
-    first: ctypes._CFuncPtr
-    head: ctypes._CFuncPtr
-    vexp_fn: ctypes._CFuncPtr
-    fma_fn: ctypes._CFuncPtr
-    lanes: int  # floats per vector
-    panel: int  # packed W_hh panel width
-    tile: int  # rows per tile
-    columns_multiple: int  # W_hh^T's columns are zero-padded to a multiple of this
-
-    def padded_columns(self, n: int) -> int:
-        return -(-n // self.columns_multiple) * self.columns_multiple
-
-    def pack(self, w: torch.Tensor) -> torch.Tensor:
-        """(K, N) -> the column panels the micro-kernel reads: K x panel each, then one narrower tail panel,
-        N zero-padded to `columns_multiple`. Flat, contiguous."""
-        k, n = w.shape
-        cols = self.padded_columns(n)
-        padded = torch.zeros(k, cols)
-        padded[:, :n] = w
-        starts = list(range(0, cols, self.panel))
-        return torch.cat([padded[:, s:s + self.panel].contiguous().flatten() for s in starts])
-
-    def fma_peak_gflops(self, iters: int = 20_000_000, repeats: int = 3) -> float:
-        """The calling core's fp32 FMA throughput in this build's vectors (best of `repeats`; thread CPU time,
-        so time slices lost to other processes on a shared core do not count)."""
-        best = 0.0
-        for _ in range(repeats):
-            start = time.thread_time()
-            self.fma_fn(iters, 0.999999, 1e-7)
-            best = max(best, 2 * self.lanes * 12 * iters / (time.thread_time() - start) / 1e9)
-        return best
-
-    def vexp(self, z: torch.Tensor) -> torch.Tensor:
-        z = z.float().contiguous()
-        out = torch.empty_like(z)
-        self.vexp_fn(z.data_ptr(), out.data_ptr(), z.numel())
-        return out
-
-
-def fused_isas() -> list[str]:
-    """The instruction sets of the fused kernel this CPU runs (from its flags, i.e. what the OS enabled), best
-    first; empty on other architectures."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return []
-    flags = cpu_flags()
-    return [isa for isa, (_, need) in FUSED_ISAS.items() if need <= flags]
-
-
-def compiled_fused(isa: str = "auto") -> FusedKernel | None:
-    """The fused recurrence built for `isa` ("avx512", "avx2" or "auto" = the best this CPU runs), or None when
-    this CPU lacks it or no compiler builds it here (cached per ISA and source)."""
-    if isa == "auto":
-        for name in fused_isas():
-            kernel = compiled_fused(name)
-            if kernel is not None:
-                return kernel
-        return None
-    if isa not in FUSED_ISAS:
-        raise ValueError(f"isa must be auto, {' or '.join(FUSED_ISAS)}, not {isa!r}")
-    with _build_lock:
-        if isa not in _fused_libs:
-            _fused_libs[isa] = None
-            if isa in fused_isas():
-                try:
-                    lib = ctypes.CDLL(str(_build(f"lstm_fused_{isa}", _FUSED_C, _FUSED_FLAGS + FUSED_ISAS[isa][0])))
-                    run, first, head, vexp, fma, layout = (
-                        getattr(lib, f"{f}_{isa}")
-                        for f in ("lstm_fused", "first_products", "mlp_head", "vexp_array", "fma_loop", "fused_layout"))
-                    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-                    run.restype = ctypes.c_int
-                    run.argtypes = [ptr, i64, i64, ptr, ptr, i64, ptr, ptr, ptr, ptr, i64, i64, ptr, ptr]
-                    first.restype, first.argtypes = ctypes.c_int, [ptr, i64, i64, ptr, i64, i64, ptr]
-                    head.restype = ctypes.c_int
-                    head.argtypes = [ptr, i64, i64, ptr, i64, ptr, ptr, ptr, i64, ptr]
-                    vexp.restype, vexp.argtypes = None, [ptr, ptr, i64]
-                    fma.restype, fma.argtypes = ctypes.c_float, [i64, ctypes.c_float, ctypes.c_float]
-                    dims = (i64 * 4)()
-                    layout.restype, layout.argtypes = None, [ptr]
-                    layout(dims)
-                    _fused_libs[isa] = FusedKernel(isa, run, first, head, vexp, fma, *dims)
-                except (OSError, subprocess.SubprocessError) as err:
-                    log.warning("the fused LSTM kernel (%s) could not be built here (%s)", isa, err)
-    return _fused_libs[isa]
-
-
-# Reduced-precision builds of _FUSED_C (only the recurrent product differs; see its "reduced-precision product"):
-# name -> (compiler flags, CPU flags it needs). bf16 needs AVX512-BF16 (AMX CPUs have it too); int8 uses VNNI's
-# u8 x s8 dot products where the CPU has them, else AVX2's (built and tested on AVX-512 CPUs as well).
-LOWP_BUILDS = {
-    "bf16-avx512": (["-mavx512f", "-mavx512bf16", "-mfma", "-DISA_AVX512", "-DPREC_BF16"],
-                    {"avx512f", "avx512_bf16", "fma"}),
-    "int8-vnni": (["-mavx512f", "-mavx512vnni", "-mfma", "-DISA_AVX512", "-DPREC_INT8"],
-                  {"avx512f", "avx512_vnni", "fma"}),
-    "int8-avx2": (["-mavx2", "-mfma", "-DISA_AVX2", "-DPREC_INT8", "-DNV=2"],  # NV 2: 16 ymm registers
-                  {"avx2", "fma"}),
-}
-PRECISIONS = ("exact", "bf16", "int8", "auto")  # auto: bf16 where the CPU has it, else int8
-_lowp_libs: dict[str, "LowpKernel | None"] = {}
-
-
-@dataclass(frozen=True)
-class LowpKernel:
-    """One reduced-precision build: `run` is lstm_fused with the reduced product (same arguments, but W_hh^T
-    from `pack` plus its per-column `aux`)."""
-    build: str
-    run: ctypes._CFuncPtr
-    lanes: int
-    panel: int
-    tile: int
-    per_word: int  # k values per 32-bit word: 2 (bf16) or 4 (int8)
-    h_offset: int  # int8: what the kernel adds to the quantized h (0 for bf16)
-
-    @property
-    def precision(self) -> str:
-        return self.build.split("-")[0]
-
-    def padded_columns(self, n: int) -> int:
-        return -(-n // self.lanes) * self.lanes
-
-    def pack(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K, N) fp32 -> (the packed words as int32, flat; aux: column scales then int32 accumulator starts,
-        2 x padded N floats). K is zero-padded to a multiple of per_word, N to a multiple of lanes."""
-        k, n = w.shape
-        kp, cols = -(-k // self.per_word) * self.per_word, self.padded_columns(n)
-        padded = torch.zeros(kp, cols)
-        padded[:k, :n] = w
-        scale, start = torch.ones(cols), torch.zeros(cols, dtype=torch.int32)
-        if self.precision == "bf16":  # round to nearest even, as the kernel rounds h
-            values = padded.to(torch.bfloat16).view(torch.int16)
-        else:  # symmetric per column; h's offset (see _FUSED_C) taken back out through the starts
-            amax = padded.abs().amax(0)
-            scale = torch.where(amax > 0, amax / 127, torch.ones(()))
-            values = torch.round(padded / scale).clamp_(-127, 127).to(torch.int8)
-            start = -self.h_offset * values.sum(0, dtype=torch.int32)
-        # words: k groups of per_word consecutive rows, one column each -> (K / per_word, N) int32
-        words = values.view(kp // self.per_word, self.per_word, cols).transpose(1, 2).contiguous().view(torch.int32)
-        words = words.view(kp // self.per_word, cols)
-        panels = torch.cat([words[:, s:s + self.panel].contiguous().flatten() for s in range(0, cols, self.panel)])
-        return panels, torch.cat([scale.float(), start.view(torch.float32)])
-
-
-def lowp_builds() -> list[str]:
-    """The reduced-precision builds this CPU runs (from its flags), best first per precision."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return []
-    flags = cpu_flags()
-    return [name for name, (_, need) in LOWP_BUILDS.items() if need <= flags]
-
-
-def lowp_build_for(precision: str) -> str | None:
-    """The build `precision` means here: None for exact; bf16 / int8 / auto (bf16 if available, else int8) -> the
-    best build this CPU runs; a build name as itself. ValueError when this CPU has none (or no such precision)."""
-    if precision == "exact":
-        return None
-    if precision in LOWP_BUILDS:
-        candidates = [precision]
-    elif precision in PRECISIONS:
-        wanted = ("bf16", "int8") if precision == "auto" else (precision,)
-        candidates = [b for want in wanted for b in LOWP_BUILDS if b.startswith(want + "-")]
-    else:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS + tuple(LOWP_BUILDS))}, not {precision!r}")
-    available = lowp_builds()
-    for build in candidates:
-        if build in available:
-            return build
-    needs = " or ".join(" + ".join(sorted(LOWP_BUILDS[b][1] - {"fma"})) for b in candidates)
-    raise ValueError(f"precision {precision} needs a CPU with {needs}, which this one lacks (or no C compiler)")
-
-
-def compiled_lowp(build: str) -> LowpKernel | None:
-    """The reduced-precision build `build` (a LOWP_BUILDS name), or None when this CPU lacks it or no compiler
-    builds it here (cached per build and source)."""
-    if build not in LOWP_BUILDS:
-        raise ValueError(f"build must be one of {', '.join(LOWP_BUILDS)}, not {build!r}")
-    with _build_lock:
-        if build not in _lowp_libs:
-            _lowp_libs[build] = None
-            if build in lowp_builds():
-                try:
-                    lib = ctypes.CDLL(str(_build(f"lstm_lowp_{build}", _FUSED_C, _FUSED_FLAGS + LOWP_BUILDS[build][0])))
-                    isa = "avx512" if "-DISA_AVX512" in LOWP_BUILDS[build][0] else "avx2"
-                    run, layout = getattr(lib, f"lstm_lowp_{isa}"), getattr(lib, f"lowp_layout_{isa}")
-                    i64, ptr = ctypes.c_int64, ctypes.c_void_p
-                    run.restype = ctypes.c_int
-                    run.argtypes = [ptr, i64, ptr, i64, ptr, ptr, i64, ptr, ptr, ptr, ptr, i64, i64, ptr, ptr]
-                    dims = (i64 * 5)()
-                    layout.restype, layout.argtypes = None, [ptr]
-                    layout(dims)
-                    _lowp_libs[build] = LowpKernel(build, run, *dims)
-                except (OSError, subprocess.SubprocessError) as err:
-                    log.warning("the reduced-precision LSTM kernel (%s) could not be built here (%s)", build, err)
-    return _lowp_libs[build]
-
-
-def hugepage_floats(n: int) -> torch.Tensor:
-    """A zeroed float32 tensor of n elements in 2 MB-aligned memory advised to use transparent huge pages
-    (Linux): the fused kernel reads random rows of a table of tens of MB, and with 4 KB pages nearly every row
-    costs a TLB miss (measured: ~4% of the fused path's time on SST-2). Elsewhere, or on failure, torch.zeros."""
-    nbytes = 4 * n
-    if sys.platform.startswith("linux") and nbytes >= 1 << 21:
-        try:
-            libc = ctypes.CDLL(None)
-            ptr = ctypes.c_void_p()
-            if libc.posix_memalign(ctypes.byref(ptr), ctypes.c_size_t(1 << 21), ctypes.c_size_t(nbytes)) == 0:
-                libc.madvise(ptr, ctypes.c_size_t(nbytes), getattr(mmap, "MADV_HUGEPAGE", 14))  # advice only
-                ctypes.memset(ptr, 0, nbytes)
-                buf = (ctypes.c_float * n).from_address(ptr.value)
-                weakref.finalize(buf, libc.free, ptr)
-                return torch.frombuffer(buf, dtype=torch.float32, count=n)  # keeps buf (and the memory) alive
-        except (OSError, AttributeError, ValueError):
-            pass
-    return torch.zeros(n)
