@@ -152,12 +152,12 @@ def test_fit_baseline_uses_labelled_rows_only(tmp_path):
     train_df = pd.read_parquet(paths.train)
     train_df.loc[:7, "label"] = -1
     info = fit(RT, train_df, pd.read_parquet(paths.split("dev")), baseline_params(epochs=1), tmp_path / "m",
-               tmp_path / "c.csv", progress=False)
+               tmp_path / "c.csv", tmp_path / "r.json", progress=False)
     assert info["train_rows"] == 40 and info["alpha"] == 1.0
     with pytest.raises(UserError, match="no labelled rows for early stopping"):
         fit(RT, train_df, pd.read_parquet(paths.split("dev")).assign(label=-1), baseline_params(epochs=1),
-            tmp_path / "m2", tmp_path / "c2.csv", progress=False)
-    assert not (tmp_path / "m2").exists() and not (tmp_path / "c2.csv").exists()
+            tmp_path / "m2", tmp_path / "c2.csv", tmp_path / "r2.json", progress=False)
+    assert not (tmp_path / "m2").exists() and not (tmp_path / "c2.csv").exists() and not (tmp_path / "r2.json").exists()
 
 
 def test_fit_pairs_qqp(tmp_path):

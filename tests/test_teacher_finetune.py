@@ -163,5 +163,5 @@ def test_stage_with_a_bare_encoder_dir(tiny_teacher, tmp_path):
     assert list(loss.columns) == ["model", "lr", "epoch", "step", "train_loss"] and len(loss) > 0
     assert sorted(p.name for p in paths.model("teacher").parent.iterdir()) == ["runs", "teacher"]  # no temp dirs left
     assert not paths.metrics.exists()  # metrics/ is the report stage's
-    assert sorted(p.name for p in paths.plots.iterdir()) == ["teacher_curve.csv", "teacher_loss.csv"]
+    assert sorted(p.name for p in run.plots.iterdir()) == ["teacher_curve.csv", "teacher_loss.csv"]
     assert np.isfinite(loss["train_loss"]).all()
