@@ -88,6 +88,16 @@ def check_header(header: list[str], display: str, where: str = "line 1") -> None
         seen.add(name)
 
 
+def _strictly_quoted(lines: list[str], delimiter: str) -> bool:
+    """Whether a multi-line record's quoting is well formed (a closing quote followed by a delimiter or the line's
+    end): a stray quote that closes an unterminated one lines later usually is not."""
+    try:
+        list(csv.reader(lines, delimiter=delimiter, strict=True))
+    except csv.Error:
+        return False
+    return True
+
+
 def _read_delimited(text: str, delimiter: str, display: str) -> tuple[list[str], list[Record]]:
     raw: list[str] = []  # the physical lines of the record being read (quotes counted in multi-line records)
 
@@ -108,7 +118,8 @@ def _read_delimited(text: str, delimiter: str, display: str) -> tuple[list[str],
         for fields in reader:
             start, last = last + 1, reader.line_num
             lines_read, raw[:] = raw[:], []
-            if last > start and (sum(line.count('"') for line in lines_read) % 2 or len(fields) != len(header)):
+            if last > start and (sum(line.count('"') for line in lines_read) % 2 or len(fields) != len(header)
+                                 or not _strictly_quoted(lines_read, delimiter)):
                 # a quote opened on `start` swallowed the lines after it: never drop them silently
                 closed = "is never closed (it runs to the end of the file)" if sum(
                     line.count('"') for line in lines_read) % 2 else f"runs on to line {last}"
