@@ -15,7 +15,7 @@ from dvc_helpers import (TASK, WHEEL_NAME, at, dry_stages, dvc, edited, exp_ref,
                          write_params)
 
 UPSTREAM = at("download", "postag", "augment", "finetune_teacher", "teacher_logits", "teacher_vectors")
-STUDENT_SIDE = at("train_student", "train_baseline", "evaluate", "benchmark")
+STUDENT_SIDE = at("train_student", "train_baseline", "export", "evaluate", "benchmark")
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +82,8 @@ def test_student_alpha_never_reaches_the_baseline(repo):
     params["student"]["alpha"] = 0.5
     write_params(repo, params)
     assert dry_stages(repo) == at("train_student")
-    # even forcing everything below the changed stage: evaluate and benchmark, never train_baseline
-    assert dry_stages(repo, force_downstream=True) == at("train_student", "evaluate", "benchmark")
+    # even forcing everything below the changed stage: export, evaluate and benchmark, never train_baseline
+    assert dry_stages(repo, force_downstream=True) == at("train_student", "export", "evaluate", "benchmark")
 
 
 def test_teacher_change_does_not_retrain_the_baseline(repo):
@@ -103,11 +103,13 @@ def test_teacher_change_does_not_retrain_the_baseline(repo):
     assert lock_dep_md5(after, f"teacher_vectors@{TASK}", vectors) == \
         lock_dep_md5(before, f"teacher_vectors@{TASK}", vectors)
     assert status_stages(repo) == at("teacher_logits", "evaluate", "benchmark")
-    assert dry_stages(repo, force_downstream=True) == at("teacher_logits", "train_student", "evaluate", "benchmark")
+    assert dry_stages(repo, force_downstream=True) == at("teacher_logits", "train_student", "export", "evaluate",
+                                                         "benchmark")
 
 
 MODULE_EDITS = [
-    ("distill/student/onnx.py", at("benchmark")),
+    ("distill/student/onnx.py", at("export", "benchmark")),
+    ("distill/inference/latency.py", at("benchmark")),
     ("distill/teacher/logits.py", at("teacher_logits")),
     ("distill/data/rotten.py", at("download")),
     ("distill/teacher/vectors.py", at("teacher_vectors")),
