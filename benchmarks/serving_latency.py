@@ -75,8 +75,8 @@ def main() -> None:
         for name, fn in paths.items():
             out["latency"][name] = request_latency(fn, columns)
             r = out["latency"][name]
-            print(f"{name:34s} p50 {r['p50_ms']:8.3f} ms  p90 {r['p90_ms']:8.3f}  p99 {r['p99_ms']:8.3f}  "
-                  f"max {r['max_ms']:8.3f}", flush=True)
+            print(f"{name:32s} wall p50 {r['p50_ms']:7.3f} ms p99 {r['p99_ms']:7.3f} max {r['max_ms']:7.3f} | "
+                  f"cpu p50 {r['cpu_p50_ms']:7.3f} ms p99 {r['cpu_p99_ms']:7.3f}", flush=True)
         out["cell"], out["isa"] = fast.cell, fast.isa
         curve_cols = [dev[:512]]
         out["throughput"] = {name: throughput_by_batch(fn, curve_cols, repeats=1 if name == "teacher" else 3)
@@ -86,7 +86,8 @@ def main() -> None:
     if "teacher" in out["latency"]:
         for s in ("student_onnx", "student_fast"):
             out[f"teacher_over_{s}_p99"] = out["latency"]["teacher"]["p99_ms"] / out["latency"][s]["p99_ms"]
-            print(f"teacher p99 / {s} p99: {out[f'teacher_over_{s}_p99']:.0f}x")
+            cpu = out["latency"]["teacher"]["cpu_p99_ms"] / out["latency"][s]["cpu_p99_ms"]
+            print(f"teacher p99 / {s} p99: wall {out[f'teacher_over_{s}_p99']:.0f}x, cpu {cpu:.0f}x")
     print(f"CPU: {out['cpu']}; flags {' '.join(out['cpu_flags'])}; affinity {out['affinity']}; vocab {out['vocab']}; "
           f"{out['requests']} requests, {out['mean_tokens']:.1f} tokens on average (max {out['max_tokens']}); "
           f"fast cell {out['cell']} ({out['isa']})")

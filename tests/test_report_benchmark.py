@@ -140,7 +140,9 @@ def test_stage(student_corpus, tiny_teacher, tmp_path):
         lat = service["latency"][path]
         assert lat["requests"] == 10 and 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
         assert speed["sst2"]["latency"].pop(path) == {"p50_ms": round(lat["p50_ms"], 4),
-                                                     "p99_ms": round(lat["p99_ms"], 4)}
+                                                     "p99_ms": round(lat["p99_ms"], 4),
+                                                     "cpu_p99_ms": round(lat["cpu_p99_ms"], 4)}
+        assert 0 < lat["cpu_p50_ms"] <= lat["cpu_p99_ms"]
     assert speed["sst2"].pop("latency") == {"teacher_over_student_onnx_p99":
                                             round(service["teacher_over_student_onnx_p99"], 1)}
     curve = pd.read_csv(paths.plots / "throughput_vs_batch.csv")
