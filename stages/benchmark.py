@@ -1,8 +1,14 @@
 """benchmark stage (§5.2): teacher vs student parameters and inference time on every training sentence ->
 models/<task>/runs/benchmark/ (the report stage copies it to metrics/<task>/): speed.json (the figures that
 compare runs), reports/benchmark.json (device, CPU flags, every path's timings) and plots/accuracy_vs_speed.csv
-(Table 1 x Table 2: dev accuracy against sentences/s for teacher, student and baseline). With benchmark.precision other than exact it also times
-the reduced-precision student path and scores it and the exact path on the labelled dev rows (under `reduced`)."""
+(Table 1 x Table 2: dev accuracy
+against sentences/s for teacher, student and baseline). With benchmark.precision other than exact it also times
+the reduced-precision student path and scores it and the exact path on the labelled dev rows (under `reduced`).
+As a service sees it (distill.inference.benchmark, one thread): batch-1 latency p50/p99 over the first
+benchmark.latency_sentences dev examples for the exported student (models/<task>/export/student, onnxruntime),
+the fast path and the teacher (speed.json `latency`, details under `service` in the report), and throughput at
+batch sizes 1, 8, 64, 512 over the first benchmark.curve_sentences training examples
+(plots/throughput_vs_batch.csv)."""
 from __future__ import annotations
 
 import sys
@@ -18,6 +24,8 @@ import typer  # noqa: E402
 from distill import config  # noqa: E402
 from distill.report.params import BenchmarkParams as P  # noqa: E402
 from distill.data.splits import labelled, read_split, texts_of  # noqa: E402
+from distill.inference.benchmark import latency_metrics, service_benchmark  # noqa: E402
+from distill.inference.predictor import ServingError  # noqa: E402
 from distill.io import UserError, get_logger, publish, read_parquet, run_cli, write_csv, write_json  # noqa: E402
 from distill.layout import LABEL, MODEL_KINDS, TaskPaths  # noqa: E402
 from distill.report.benchmark import run_benchmark, scored_accuracy, speed_metrics, time_fast_path  # noqa: E402
@@ -39,14 +47,18 @@ def main(
     max_sentences: Optional[int] = typer.Option(None, help=P.help("max_sentences")),
     max_length: Optional[int] = typer.Option(None, help=P.help("max_length")),
     precision: Optional[str] = typer.Option(None, help=P.help("precision")),
+    latency_sentences: Optional[int] = typer.Option(None, help=P.help("latency_sentences")),
+    curve_sentences: Optional[int] = typer.Option(None, help=P.help("curve_sentences")),
     skip_teacher: bool = typer.Option(False, help="Time the student only (no teacher model needed)."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda. Default: cuda if available, else cpu."),
     data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
-    models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
+    models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders (the three models, and "
+                                    "<task>/export/student from the export stage)."),
     params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
 ):
     cfg = config.load(P, task, params_file, batch_size=batch_size, repeats=repeats, max_sentences=max_sentences,
-                      max_length=max_length, precision=precision)
+                      max_length=max_length, precision=precision, latency_sentences=latency_sentences,
+                      curve_sentences=curve_sentences)
     dev = torch.device(device) if device else default_device()
     check_precision_here(cfg.precision, dev)  # before any data is read
     set_threads(usable_cores())  # the paper's setting is a whole device
@@ -56,6 +68,10 @@ def main(
     scores = paths.for_stage("evaluate")
     dev_accuracy = {kind: scored_accuracy(scores.scores(kind), task, kind, spec.dev_split) for kind in MODEL_KINDS}
     dev_rows = reduced_precision_check(cfg.precision, dev, paths, spec)
+    export_dir = paths.model("export") / "student"
+    if not (export_dir / "model.onnx").is_file():
+        raise UserError(f"{export_dir}: no exported student; run the export stage first (dvc repro export@{task})")
+    latency_columns = [c[:cfg.latency_sentences] for c in texts_of(read_split(paths, spec, spec.dev_split), spec)]
     df = read_parquet(paths.train, columns=list(spec.text_columns))
     if cfg.max_sentences:
         df = df.iloc[:cfg.max_sentences]
@@ -69,14 +85,25 @@ def main(
                            progress=True, log=log, precision=cfg.precision, dev=dev_rows)
     report["baseline"] = time_fast_path(*load_student(paths.model("baseline")), first, second, cfg.batch_size,
                                         cfg.repeats)
+    curve_columns = [first[:cfg.curve_sentences]] + ([second[:cfg.curve_sentences]] if second is not None else [])
+    try:
+        report["service"] = service_benchmark(export_dir, student, teacher, latency_columns, curve_columns,
+                                              cfg.max_length, cfg.repeats, log)
+    except ServingError as err:
+        raise UserError(str(err)) from None
     report["task"] = task
     speed = speed_metrics(report, task)
+    speed[task].update(latency_metrics(report["service"]))
+    curve = pd.DataFrame(report["service"]["throughput_vs_batch"])[["model", "batch_size", "sentences_per_s"]]
+    curve["sentences_per_s"] = curve["sentences_per_s"].round(1)
     rows = [{"model": kind, "sentences_per_s": round(report[kind]["sentences_per_s"], 1),
              "dev_accuracy": dev_accuracy[kind]} for kind in MODEL_KINDS if kind in report]
-    with publish(paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv") as (s, r, p):
+    with publish(paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv",
+                 paths.plots / "throughput_vs_batch.csv") as (s, r, p, c):
         write_json(speed, s)
         write_json(report, r)
         write_csv(pd.DataFrame(rows), p)
+        write_csv(curve, c)
     st = report["student"]
     log.info("student (%s): %.3f s, %.0f sentences/s%s", st["path"], st["seconds"], st["sentences_per_s"],
              f"; teacher {report['teacher']['seconds']:.1f} s; speed-up {report['speedup']:.0f}x"
@@ -86,7 +113,12 @@ def main(
         log.info("reduced precision (%s): %.3f s%s; dev accuracy %.4f (exact %.4f)", r["build"], r["seconds"],
                  f", speed-up {r['speedup']:.0f}x" if "speedup" in r else "", r["dev"]["accuracy"],
                  r["dev"]["exact_accuracy"])
-    log.info("wrote %s, %s and %s", paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv")
+    lat = speed[task]["latency"]
+    log.info("batch 1, p99: student onnx %.3f ms, fast %.3f ms%s", lat["student_onnx"]["p99_ms"],
+             lat["student_fast"]["p99_ms"], f", teacher {lat['teacher']['p99_ms']:.2f} ms "
+             f"({lat['teacher_over_student_onnx_p99']:.0f}x the student's)" if "teacher" in lat else "")
+    log.info("wrote %s, %s, %s and %s", paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv",
+             paths.plots / "throughput_vs_batch.csv")
 
 
 def check_precision_here(precision: str, dev: torch.device) -> None:

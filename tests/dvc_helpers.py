@@ -147,7 +147,8 @@ def shrink_models(params: dict, teacher: Path, *, teacher_epochs: int = 1, teach
     params["teacher_logits"].update(bf16=False)
     params["runtime"].update(threads=1, logits_batch_size=32, logits_shard_rows=shard_rows)
     params["student"].update(embeddings="random", hidden=16, fc=16, epochs=student_epochs, patience=patience)
-    params["benchmark"].update(max_sentences=max_sentences, repeats=1, batch_size=32)
+    params["benchmark"].update(max_sentences=max_sentences, repeats=1, batch_size=32, latency_sentences=16,
+                               curve_sentences=32)
     return params
 
 

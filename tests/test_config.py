@@ -8,6 +8,7 @@ import yaml
 from distill import config
 from distill.config import RuntimeParams, integer, number, positive_numbers, sha256_or_empty
 from distill.data.params import AugmentParams, DownloadParams, PostagParams
+from distill.inference.params import ExportParams
 from distill.io import UserError
 from distill.report.params import BenchmarkParams, EvaluateParams
 from distill.student.params import BaselineParams, StudentParams, TeacherVectorsParams
@@ -15,7 +16,7 @@ from distill.teacher.params import LogitsParams, TeacherParams
 from helpers import REPO, write_params
 
 ALL = [DownloadParams, PostagParams, AugmentParams, TeacherParams, LogitsParams, TeacherVectorsParams,
-       BaselineParams, StudentParams, EvaluateParams, BenchmarkParams, RuntimeParams]
+       BaselineParams, StudentParams, EvaluateParams, BenchmarkParams, ExportParams, RuntimeParams]
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ import yaml
 
 from distill.config import Params
 from distill.data.params import AugmentParams, DownloadParams, PostagParams
+from distill.inference.params import ExportParams
 from distill.report.params import BenchmarkParams, EvaluateParams
 from distill.student.params import BaselineParams, StudentParams, TeacherVectorsParams
 from distill.teacher.params import LogitsParams, TeacherParams
@@ -46,6 +47,7 @@ STAGE_PARAMS: dict[str, type[Params] | None] = {
     "train_student": StudentParams,
     "train_baseline": BaselineParams,
     "evaluate": EvaluateParams,
+    "export": ExportParams,
     "benchmark": BenchmarkParams,
     "report": None,  # reads no params: it copies the run folders to metrics/
 }

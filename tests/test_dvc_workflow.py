@@ -16,7 +16,7 @@ from dvc_helpers import (TASK, WHEEL_NAME, at, dry_stages, dvc, edited, exp_ref,
                          write_params)
 
 UPSTREAM = at("download", "postag", "augment", "finetune_teacher", "teacher_logits", "teacher_vectors")
-STUDENT_SIDE = at("train_student", "train_baseline", "evaluate", "benchmark", "report")
+STUDENT_SIDE = at("train_student", "train_baseline", "export", "evaluate", "benchmark", "report")
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +83,8 @@ def test_student_alpha_never_reaches_the_baseline(repo):
     params["student"]["alpha"] = 0.5
     write_params(repo, params)
     assert dry_stages(repo) == at("train_student")
-    # even forcing everything below the changed stage: evaluate and benchmark, never train_baseline
-    assert dry_stages(repo, force_downstream=True) == at("train_student", "evaluate", "benchmark", "report")
+    # even forcing everything below the changed stage: export, evaluate, benchmark, report; never train_baseline
+    assert dry_stages(repo, force_downstream=True) == at("train_student", "export", "evaluate", "benchmark", "report")
 
 
 def test_teacher_change_does_not_retrain_the_baseline(repo):
@@ -104,12 +104,13 @@ def test_teacher_change_does_not_retrain_the_baseline(repo):
     assert lock_dep_md5(after, f"teacher_vectors@{TASK}", vectors) == \
         lock_dep_md5(before, f"teacher_vectors@{TASK}", vectors)
     assert status_stages(repo) == at("teacher_logits", "evaluate", "benchmark", "report")
-    assert dry_stages(repo, force_downstream=True) == at("teacher_logits", "train_student", "evaluate", "benchmark",
-                                                         "report")
+    assert dry_stages(repo, force_downstream=True) == at("teacher_logits", "train_student", "export", "evaluate",
+                                                         "benchmark", "report")
 
 
 MODULE_EDITS = [
-    ("distill/inference/onnx.py", at("benchmark")),
+    ("distill/inference/onnx.py", at("export", "benchmark")),
+    ("distill/inference/latency.py", at("benchmark")),
     ("distill/teacher/logits.py", at("teacher_logits")),
     ("distill/data/rotten.py", at("download")),
     ("distill/teacher/vectors.py", at("teacher_vectors")),

@@ -83,7 +83,19 @@ def test_dvc_repro_tiny_end_to_end(tiny_dvc_repo):
     assert table["dev_accuracy"].tolist() == [_json(p.scores(k))[TASK][k]["dev"]["accuracy"] for k in table["model"]]
     assert sorted(x.name for x in p.plots.iterdir()) == ["accuracy_vs_speed.csv", "baseline_curve.csv", "confusion",
                                                          "student_curve.csv", "teacher_curve.csv",
-                                                         "teacher_loss.csv"]
+                                                         "teacher_loss.csv", "throughput_vs_batch.csv"]
+
+    # export: both BiLSTMs as ONNX folders, checked against torch on every dev row; batch-1 latency in speed.json
+    for kind in ("student", "baseline"):
+        info = _json(p.model("export") / kind / "export.json")
+        assert info["labels"] == ["negative", "positive"] and info["pair"] is False and info["kind"] == kind
+        assert info["check"]["rows"] == len(dev) and info["check"]["max_abs_logit_diff_vs_torch"] <= 1e-5
+    latency = speed["latency"]
+    assert set(latency) == {"student_onnx", "student_fast", "teacher", "teacher_over_student_onnx_p99"}
+    assert all(0 < latency[k]["p50_ms"] <= latency[k]["p99_ms"] for k in ("student_onnx", "student_fast", "teacher"))
+    assert report["service"]["latency"]["student_onnx"]["requests"] == 16 and report["service"]["curve_examples"] == 32
+    curve = pd.read_csv(p.plots / "throughput_vs_batch.csv")
+    assert curve["batch_size"].tolist() == [1, 8, 64, 512] * 3
 
     # every chart dvc.yaml declares for the task finds its file and its x and y columns
     charts = [c for entry in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"] for name, c in entry.items()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import run_stage
+from conftest import one_line_error, run_stage
 from distill.io import UserError
 from distill.layout import TaskPaths
 from distill.report.benchmark import (reference_logits, run_benchmark, scored_accuracy, speed_metrics, student_parameters, summary,
@@ -111,6 +111,8 @@ def test_stage(student_corpus, tiny_teacher, tmp_path):
     write_task_file(paths)
     pd.DataFrame({"idx": range(30), "sentence": random_texts(rng, 30, words), "label": 0, "split": "train"}
                  ).to_parquet(paths.train)
+    pd.DataFrame({"idx": range(12), "sentence": random_texts(rng, 12, words), "label": 1, "split": "dev"}
+                 ).to_parquet(paths.split("dev"))
     save_student(make_student(len(vocab), seed=4), vocab, paths.model("student"))
     save_student(make_student(len(vocab), seed=5), vocab, paths.model("baseline"))
     shutil.copytree(tiny_teacher, paths.model("teacher"))
@@ -119,7 +121,11 @@ def test_stage(student_corpus, tiny_teacher, tmp_path):
     accuracy = {"teacher": 0.9, "student": 0.85, "baseline": 0.8}
     for kind, acc in accuracy.items():
         scores.scores(kind).write_text(json.dumps({"sst2": {kind: {"dev": {"accuracy": acc}}}}))
-    write_params(tmp_path, benchmark={"batch_size": 8, "repeats": 2, "max_sentences": 25})
+    write_params(tmp_path, benchmark={"batch_size": 8, "repeats": 2, "max_sentences": 25, "latency_sentences": 10,
+                                      "curve_sentences": 20})
+    proc = run_stage("benchmark.py", "--task", "sst2", *cli_dirs(tmp_path, "data", "models", "params"), check=False)
+    assert "no exported student; run the export stage first" in one_line_error(proc)
+    run_stage("export.py", "--task", "sst2", *cli_dirs(tmp_path, "data", "models", "params"))
     run_stage("benchmark.py", "--task", "sst2", *cli_dirs(tmp_path, "data", "models", "params"))
     paths = paths.for_stage("benchmark")  # its outputs: models/<task>/runs/benchmark/
     report = json.loads(paths.report("benchmark").read_text())
@@ -128,6 +134,22 @@ def test_stage(student_corpus, tiny_teacher, tmp_path):
     assert report["baseline"]["path"] == "fast" and len(report["baseline"]["seconds_all"]) == 2
     s, t, b = report["student"], report["teacher"], report["baseline"]
     speed = json.loads(paths.speed.read_text())
+    service = report["service"]
+    assert service["threads"] == 1 and service["latency_examples"] == 10 and service["curve_examples"] == 20
+    assert set(service["latency"]) == {"student_onnx", "student_fast", "teacher", "student_onnx_with_text_handling"}
+    for path in ("student_onnx", "student_fast", "teacher"):
+        lat = service["latency"][path]
+        assert lat["requests"] == 10 and 0 < lat["p50_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+        assert speed["sst2"]["latency"].pop(path) == {"p50_ms": round(lat["p50_ms"], 4),
+                                                     "p99_ms": round(lat["p99_ms"], 4),
+                                                     "cpu_p99_ms": round(lat["cpu_p99_ms"], 4)}
+        assert 0 < lat["cpu_p50_ms"] <= lat["cpu_p99_ms"]
+    assert speed["sst2"].pop("latency") == {"teacher_over_student_onnx_p99":
+                                            round(service["teacher_over_student_onnx_p99"], 1)}
+    curve = pd.read_csv(paths.plots / "throughput_vs_batch.csv")
+    assert list(curve.columns) == ["model", "batch_size", "sentences_per_s"]
+    assert curve["model"].tolist() == [m for m in ("student_onnx", "student_fast", "teacher") for _ in range(4)]
+    assert curve["batch_size"].tolist() == [1, 8, 64, 512] * 3 and (curve["sentences_per_s"] > 0).all()
     assert speed == {"sst2": {"speedup": round(t["seconds"] / s["seconds"], 1),
                               "params_ratio": round(t["params_m"] / s["params_m"], 1),
                               "student": {"sentences_per_s": round(25 / s["seconds"], 1),

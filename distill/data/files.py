@@ -78,16 +78,53 @@ def _decode(data: bytes, display: str) -> str:
                         "save the file as UTF-8") from None
 
 
+def check_header(header: list[str], display: str, where: str = "line 1") -> None:
+    """Column names must be distinct: with a repeated one, which column a row's value comes from is a guess."""
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise UserError(f"{display}: {where}: column {name!r} appears more than once in the header "
+                            f"({', '.join(map(str, header))}); rename or remove one")
+        seen.add(name)
+
+
+def _strictly_quoted(lines: list[str], delimiter: str) -> bool:
+    """Whether a multi-line record's quoting is well formed (a closing quote followed by a delimiter or the line's
+    end): a stray quote that closes an unterminated one lines later usually is not."""
+    try:
+        list(csv.reader(lines, delimiter=delimiter, strict=True))
+    except csv.Error:
+        return False
+    return True
+
+
 def _read_delimited(text: str, delimiter: str, display: str) -> tuple[list[str], list[Record]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    raw: list[str] = []  # the physical lines of the record being read (quotes counted in multi-line records)
+
+    def lines():
+        for line in io.StringIO(text, newline=""):
+            raw.append(line)
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delimiter)
     try:
         header = next(reader, None)
         if header is None or not any(h.strip() for h in header):
             raise UserError(f"{display}: empty file (no header line)")
         header = [h.strip() for h in header]
+        check_header(header, display)
         records, last = [], reader.line_num
+        raw.clear()
         for fields in reader:
             start, last = last + 1, reader.line_num
+            lines_read, raw[:] = raw[:], []
+            if last > start and (sum(line.count('"') for line in lines_read) % 2 or len(fields) != len(header)
+                                 or not _strictly_quoted(lines_read, delimiter)):
+                # a quote opened on `start` swallowed the lines after it: never drop them silently
+                closed = "is never closed (it runs to the end of the file)" if sum(
+                    line.count('"') for line in lines_read) % 2 else f"runs on to line {last}"
+                raise UserError(f"{display}: line {start}: a quoted field opened on this line {closed}, taking "
+                                f"{last - start} more line(s) into one record; close or escape (\"\") the quote")
             if not any(f.strip() for f in fields):
                 continue  # blank line
             if len(fields) != len(header):
@@ -124,6 +161,7 @@ def _read_parquet(path: Path, display: str, columns: list[str]) -> tuple[list[st
     except Exception as err:  # pyarrow raises several types for a file that is not Parquet
         raise UserError(f"{display}: not a Parquet file ({type(err).__name__}: {err})") from None
     header = list(pf.schema_arrow.names)
+    check_header(header, display, "schema")
     present = [c for c in columns if c in header]
     table = pf.read(columns=present).to_pydict()
     n = pf.metadata.num_rows

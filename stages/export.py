@@ -1,0 +1,75 @@
+"""export stage: the student and the baseline as folders a service loads with onnxruntime and numpy alone (no torch)
+-> models/<task>/export/{student,baseline}/ with model.onnx (the whole classifier: ids -> logits, probs),
+vocab.txt and export.json (label names, single sentence or siamese pair, the text handling the pipeline applied to
+raw text, the inputs' layout). Each export is checked before it is published: run through onnxruntime by
+distill.inference.predictor on every row of the task's dev split, its logits must equal the torch model's within
+1e-4 (the figures are kept in export.json under `check`). Serving: docs/serving.md."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+
+import typer  # noqa: E402
+
+from distill import config  # noqa: E402
+from distill.data.splits import read_split, texts_of  # noqa: E402
+from distill.inference.export import TOLERANCE, add_check, compare, write_export  # noqa: E402
+from distill.inference.params import ExportParams as P  # noqa: E402
+from distill.inference.predictor import Predictor, ServingError  # noqa: E402
+from distill.io import UserError, get_logger, publish, run_cli  # noqa: E402
+from distill.layout import BILSTM_KINDS, TaskPaths  # noqa: E402
+from distill.student.batching import Dataset, predict_logits  # noqa: E402
+from distill.student.model import load_student  # noqa: E402
+from distill.tasks import load_task  # noqa: E402
+
+app = typer.Typer(add_completion=False, help=__doc__)
+log = get_logger("export")
+
+
+@app.command()
+def main(
+    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from "
+                             "data/<task>/task.json."),
+    data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders (the dev split the export "
+                                  "is checked on)."),
+    models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders: reads <task>/student "
+                                    "and <task>/baseline, writes <task>/export/student and <task>/export/baseline."),
+    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from (the stage reads "
+                                     "no key of it, but checks it like every stage)."),
+):
+    config.load(P, task, params_file)
+    paths = TaskPaths(task, data_dir, models_dir)
+    spec = load_task(paths)
+    columns = texts_of(read_split(paths, spec, spec.dev_split), spec)
+    log.info("read %s (%d rows)", paths.split(spec.dev_split), len(columns[0]))
+    models = {}
+    for kind in BILSTM_KINDS:
+        model, vocab = load_student(paths.model(kind))
+        if model.cfg.num_labels != spec.num_labels or model.cfg.pair != spec.is_pair:
+            raise UserError(f"{paths.model(kind)}: a model with {model.cfg.num_labels} labels"
+                            f"{' for pairs' if model.cfg.pair else ''}, task {task} has {spec.num_labels}"
+                            f"{' (pairs)' if spec.is_pair else ''}; re-run `dvc repro -f -s train_{kind}@{task}`")
+        models[kind] = model, vocab
+    outs = [paths.model("export") / kind for kind in BILSTM_KINDS]
+    with publish(*outs) as tmps:
+        for (kind, (model, vocab)), tmp in zip(models.items(), tmps):
+            want = predict_logits(model, Dataset(vocab, columns), 512)
+            write_export(model, vocab, spec, kind, tmp)
+            try:
+                got = Predictor.load(tmp, threads=1).predict_normalized(columns).logits
+            except ServingError as err:
+                raise UserError(str(err)) from None
+            check = {"split": spec.dev_split, **compare(got, want), "tolerance": TOLERANCE}
+            if check["max_abs_logit_diff_vs_torch"] > TOLERANCE:
+                raise UserError(f"{paths.model(kind)}: the ONNX export's dev logits differ from torch's by "
+                                f"{check['max_abs_logit_diff_vs_torch']:.3g} > {TOLERANCE}; nothing written")
+            add_check(tmp, check)
+            log.info("%s: max |logit diff| vs torch %.2e on %d %s rows, argmax agreement %.4f", kind,
+                     check["max_abs_logit_diff_vs_torch"], check["rows"], spec.dev_split, check["argmax_agreement"])
+    log.info("wrote %s", ", ".join(map(str, outs)))
+
+
+if __name__ == "__main__":
+    run_cli(app)
