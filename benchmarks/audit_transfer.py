@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from itertools import combinations
 from math import comb
 from pathlib import Path
 

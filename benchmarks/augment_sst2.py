@@ -11,22 +11,21 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/pyarrow start their pools
 
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Optional  # noqa: E402
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
 
-import pyarrow as pa  # noqa: E402
-import typer  # noqa: E402
+import pyarrow as pa
+import typer
 
-import sys  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-from distill import config  # noqa: E402
-from distill.data.augment import generate, write_transfer  # noqa: E402
-from distill.data.params import AugmentParams  # noqa: E402
-from distill.io import read_parquet, run_cli  # noqa: E402
+from distill import config
+from distill.data.augment import generate, write_transfer
+from distill.data.params import AugmentParams
+from distill.io import read_parquet, run_cli
 
 app = typer.Typer(add_completion=False, help=__doc__)
 

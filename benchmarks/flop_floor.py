@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -24,9 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-from distill.runtime import cpu_name, cpu_vector_flags, usable_cores  # noqa: E402
+from distill.runtime import cpu_name, cpu_vector_flags, usable_cores
 
 
 def gemm_rate(size: int, dtype: torch.dtype, threads: int, seconds: float = 3.0) -> float:

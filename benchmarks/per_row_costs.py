@@ -26,7 +26,6 @@ import argparse
 import json
 import platform
 import shutil
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -35,9 +34,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-from distill.layout import LOGITS  # noqa: E402
 
 TEACHERS = {  # (layers, hidden, heads, intermediate): the published configs
     "minilm": (6, 384, 12, 1536),

@@ -29,16 +29,16 @@ import pandas as pd
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-from distill.report.benchmark import fp32_peak_gflops, reference_logits, student_tokens  # noqa: E402
-from distill.runtime import cpu_name, cpu_vector_flags, usable_cores  # noqa: E402
-from distill.inference.kernels import compiled_cell, compiled_fused, compiled_lowp  # noqa: E402
-from distill.inference.kernels import fused_isas, lowp_builds  # noqa: E402
-from distill.inference.fast import FastStudent, recurrent_flop, torch_threads  # noqa: E402
-from distill.inference.onnx import OnnxStudent  # noqa: E402
-from distill.student.model import StudentClassifier, StudentConfig, count_parameters  # noqa: E402
-from distill.student.vocab import Vocab  # noqa: E402
+from distill.report.benchmark import fp32_peak_gflops, reference_logits, student_tokens
+from distill.runtime import cpu_name, cpu_vector_flags, usable_cores
+from distill.inference.kernels import compiled_cell, compiled_fused, compiled_lowp
+from distill.inference.kernels import fused_isas, lowp_builds
+from distill.inference.fast import FastStudent, recurrent_flop, torch_threads
+from distill.inference.onnx import OnnxStudent
+from distill.student.model import StudentClassifier, StudentConfig, count_parameters
+from distill.student.vocab import Vocab
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "glue" / "SST-2" / "train.tsv"
 

@@ -15,23 +15,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-from distill.inference.export import write_export  # noqa: E402
-from distill.inference.latency import request_latency, throughput_by_batch  # noqa: E402
-from distill.inference.predictor import Predictor  # noqa: E402
-from distill.runtime import cpu_name, cpu_vector_flags  # noqa: E402
-from distill.inference.fast import FastStudent  # noqa: E402
-from distill.student.model import StudentClassifier, StudentConfig  # noqa: E402
-from distill.student.vocab import Vocab  # noqa: E402
-from distill.tasks import Task  # noqa: E402
+from distill.inference.export import write_export
+from distill.inference.latency import request_latency, throughput_by_batch
+from distill.inference.predictor import Predictor
+from distill.runtime import cpu_name, cpu_vector_flags
+from distill.inference.fast import FastStudent
+from distill.student.model import StudentClassifier, StudentConfig
+from distill.student.vocab import Vocab
+from distill.tasks import Task
 
 
 def main() -> None:

@@ -28,13 +28,13 @@ from pathlib import Path
 import torch
 from torch.profiler import profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from flop_floor import gemm_rate  # noqa: E402
-from student_training import arguments, optimizer, rows_per_s, setup, train_step  # noqa: E402
-from distill.runtime import cpu_name, cpu_vector_flags  # noqa: E402
-from distill.student.model import BiLSTMEncoder, StudentClassifier, reverse_rows  # noqa: E402
+from flop_floor import gemm_rate
+from student_training import arguments, optimizer, rows_per_s, setup, train_step
+from distill.runtime import cpu_name, cpu_vector_flags
+from distill.student.model import BiLSTMEncoder, StudentClassifier, reverse_rows
 
 LSTM_FORWARD, LSTM_BACKWARD, OPTIMIZER = "aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward", "Optimizer.step"
 

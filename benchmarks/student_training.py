@@ -18,7 +18,6 @@ benchmarks/student_step_breakdown.py.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -26,15 +25,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-from distill.runtime import cpu_name, cpu_supports_bf16, cpu_vector_flags  # noqa: E402
-from distill.student.batching import Dataset, batch_order  # noqa: E402
-from distill.student.embeddings import build_embeddings  # noqa: E402
-from distill.student.model import BiLSTMEncoder, StudentClassifier, StudentConfig  # noqa: E402
-from distill.student.train import adadelta, distill_loss  # noqa: E402
-from distill.student.vocab import Vocab  # noqa: E402
-from distill.layout import LOGITS  # noqa: E402
+from distill.runtime import cpu_name, cpu_supports_bf16, cpu_vector_flags
+from distill.student.batching import Dataset, batch_order
+from distill.student.embeddings import build_embeddings
+from distill.student.model import BiLSTMEncoder, StudentClassifier, StudentConfig
+from distill.student.train import adadelta, distill_loss
+from distill.student.vocab import Vocab
+from distill.layout import LOGITS
 
 
 def packed_forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

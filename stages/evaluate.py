@@ -8,23 +8,23 @@ plots/confusion/{teacher,baseline,student}.csv (actual, predicted label names ov
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-import typer  # noqa: E402
+import typer
 
-from distill import config  # noqa: E402
-from distill.config import RuntimeParams as R  # noqa: E402
-from distill.report.params import EvaluateParams as P  # noqa: E402
-from distill.data.splits import load_split, read_split  # noqa: E402
-from distill.io import UserError, get_logger, publish, run_cli, write_json  # noqa: E402
-from distill.layout import LABEL, MODEL_KINDS, TaskPaths  # noqa: E402
-from distill.report.evaluate import evaluate, metrics_document, student_predictor, teacher_predictor, write_confusion  # noqa: E402
-from distill.runtime import set_threads  # noqa: E402
-from distill.tasks import load_task  # noqa: E402
+from distill.cli import DataDir, ModelsDir, PARAMS_FILE, ParamsFile, TaskName
+from distill import config
+from distill.config import RuntimeParams as R
+from distill.report.params import EvaluateParams as P
+from distill.data.splits import load_split, read_split
+from distill.io import UserError, get_logger, publish, run_cli, write_json
+from distill.layout import LABEL, MODEL_KINDS, TaskPaths
+from distill.report.evaluate import evaluate, metrics_document, student_predictor, teacher_predictor, write_confusion
+from distill.runtime import set_threads
+from distill.tasks import load_task
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("evaluate")
@@ -32,12 +32,12 @@ log = get_logger("evaluate")
 
 @app.command()
 def main(
-    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
+    task: TaskName,
     max_length: Optional[int] = typer.Option(None, help=P.help("max_length")),
     eval_batch_size: Optional[int] = typer.Option(None, help=R.help("eval_batch_size")),
-    data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
-    models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
-    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
+    data_dir: DataDir = Path("data"),
+    models_dir: ModelsDir = Path("models"),
+    params_file: ParamsFile = PARAMS_FILE,
 ):
     cfg = config.load(P, task, params_file, max_length=max_length)
     run = config.load(R, task, params_file, eval_batch_size=eval_batch_size)

@@ -6,23 +6,22 @@ distill.inference.predictor on every row of the task's dev split, its logits mus
 1e-4 (the figures are kept in export.json under `check`). Serving: docs/serving.md."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-import typer  # noqa: E402
+import typer
 
-from distill import config  # noqa: E402
-from distill.data.splits import read_split, texts_of  # noqa: E402
-from distill.inference.export import TOLERANCE, add_check, compare, write_export  # noqa: E402
-from distill.inference.params import ExportParams as P  # noqa: E402
-from distill.inference.predictor import Predictor, ServingError  # noqa: E402
-from distill.io import UserError, get_logger, publish, run_cli  # noqa: E402
-from distill.layout import BILSTM_KINDS, TaskPaths  # noqa: E402
-from distill.student.batching import Dataset, predict_logits  # noqa: E402
-from distill.student.model import load_student  # noqa: E402
-from distill.tasks import load_task  # noqa: E402
+from distill import config
+from distill.data.splits import read_split, texts_of
+from distill.inference.export import TOLERANCE, add_check, compare, write_export
+from distill.inference.params import ExportParams as P
+from distill.inference.predictor import Predictor, ServingError
+from distill.io import UserError, get_logger, publish, run_cli
+from distill.layout import BILSTM_KINDS, TaskPaths
+from distill.student.batching import Dataset, predict_logits
+from distill.student.model import load_student
+from distill.tasks import load_task
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("export")

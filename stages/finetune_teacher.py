@@ -6,24 +6,24 @@ report stage copies to metrics/<task>/. The teacher folder's training.json recor
 Runs unchanged on several GPUs: `accelerate launch stages/finetune_teacher.py --task sst2` (or torchrun)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-import torch  # noqa: E402
-import typer  # noqa: E402
-from accelerate import PartialState  # noqa: E402
+import torch
+import typer
+from accelerate import PartialState
 
-from distill import config  # noqa: E402
-from distill.teacher.params import TeacherParams as P  # noqa: E402
-from distill.data.splits import load_split  # noqa: E402
-from distill.io import get_logger, publish, run_cli, write_csv, write_json  # noqa: E402
-from distill.layout import TRAINING_FILE, TaskPaths  # noqa: E402
-from distill.runtime import resolve_bf16  # noqa: E402
-from distill.tasks import TASK_FILE, load_task, write_task  # noqa: E402
-from distill.teacher.finetune import finetune_teacher  # noqa: E402
+from distill.cli import DataDir, ModelsDir, PARAMS_FILE, ParamsFile, TaskName
+from distill import config
+from distill.teacher.params import TeacherParams as P
+from distill.data.splits import load_split
+from distill.io import get_logger, publish, run_cli, write_csv, write_json
+from distill.layout import TRAINING_FILE, TaskPaths
+from distill.runtime import resolve_bf16
+from distill.tasks import TASK_FILE, load_task, write_task
+from distill.teacher.finetune import finetune_teacher
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("finetune_teacher")
@@ -31,7 +31,7 @@ log = get_logger("finetune_teacher")
 
 @app.command()
 def main(
-    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
+    task: TaskName,
     model: Optional[str] = typer.Option(None, help=P.help("model")),
     learning_rates: Optional[str] = typer.Option(None, help=P.help("learning_rates")),
     epochs: Optional[float] = typer.Option(None, help=P.help("epochs")),
@@ -44,9 +44,9 @@ def main(
     seed: Optional[int] = typer.Option(None, help=P.help("seed")),
     bf16: Optional[str] = typer.Option(None, metavar="auto|true|false", help=P.help("bf16")),
     fused_adamw: Optional[bool] = typer.Option(None, "--fused-adamw/--op-by-op-adamw", help=P.help("fused_adamw")),
-    data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
-    models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
-    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
+    data_dir: DataDir = Path("data"),
+    models_dir: ModelsDir = Path("models"),
+    params_file: ParamsFile = PARAMS_FILE,
 ):
     cfg = config.load(P, task, params_file, model=model, learning_rates=learning_rates, epochs=epochs,
                       batch_size=batch_size, warmup_ratio=warmup_ratio, weight_decay=weight_decay,
@@ -54,7 +54,7 @@ def main(
                       evals_per_epoch=evals_per_epoch, seed=seed, bf16=bf16, fused_adamw=fused_adamw)
     # fail before any data is read: bf16 asked for where it would be emulated
     resolve_bf16(cfg.bf16, torch.device("cuda" if torch.cuda.is_available() else "cpu"), P.key("bf16"))
-    paths = TaskPaths(task, data_dir, models_dir).for_stage("finetune_teacher")  # reports: models/<task>/runs/finetune_teacher/
+    paths = TaskPaths(task, data_dir, models_dir).for_stage("finetune_teacher")  # reports: models/<task>/runs/
     t = load_task(paths)
     train = load_split(paths, t, "train")
     dev = load_split(paths, t, t.dev_split)

@@ -1,21 +1,21 @@
 """postag stage: Penn Treebank tags of every training sentence -> data/<task>/postag.parquet + tag_unigrams.parquet."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-import typer  # noqa: E402
+import typer
 
-from distill import config  # noqa: E402
-from distill.data.params import PostagParams as P  # noqa: E402
-from distill.data.postag import prepare_tagger, tag_frame  # noqa: E402
-from distill.data.splits import load_split  # noqa: E402
-from distill.io import get_logger, publish, run_cli, write_parquet  # noqa: E402
-from distill.layout import TaskPaths  # noqa: E402
-from distill.tasks import load_task  # noqa: E402
+from distill.cli import DataDir, PARAMS_FILE, ParamsFile, TaskName
+from distill import config
+from distill.data.params import PostagParams as P
+from distill.data.postag import prepare_tagger, tag_frame
+from distill.data.splits import load_split
+from distill.io import get_logger, publish, run_cli, write_parquet
+from distill.layout import TaskPaths
+from distill.tasks import load_task
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("postag")
@@ -23,13 +23,13 @@ log = get_logger("postag")
 
 @app.command()
 def main(
-    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
+    task: TaskName,
     tagger: Optional[str] = typer.Option(None, help=P.help("tagger")),
     nltk_dir: Optional[Path] = typer.Option(
         None, help="Where downloaded/converted tagger models are kept. Default: $BILSTM_DISTILL_CACHE or "
         "~/.cache/bilstm-distill."),
-    data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
-    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
+    data_dir: DataDir = Path("data"),
+    params_file: ParamsFile = PARAMS_FILE,
 ):
     cfg = config.load(P, task, params_file, tagger=tagger)
     paths = TaskPaths(task, data_root=data_dir)

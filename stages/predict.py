@@ -14,15 +14,16 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-import typer  # noqa: E402
+import typer
 
-from distill import config  # noqa: E402
-from distill.config import RuntimeParams  # noqa: E402
-from distill.inference.predictor import Predictor, ServingError  # noqa: E402
-from distill.io import UserError, get_logger, run_cli  # noqa: E402
-from distill.report.params import EvaluateParams  # noqa: E402
+from distill.cli import PARAMS_FILE, ParamsFile
+from distill import config
+from distill.config import RuntimeParams
+from distill.inference.predictor import Predictor, ServingError
+from distill.io import UserError, get_logger, run_cli
+from distill.report.params import EvaluateParams
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("predict")
@@ -60,7 +61,7 @@ def main(
     eval_batch_size: Optional[int] = typer.Option(None, help=RuntimeParams.help("eval_batch_size")),
     max_length: Optional[int] = typer.Option(None, help=EvaluateParams.help("max_length") + " Teacher only."),
     threads: int = typer.Option(1, help="onnxruntime intra-op threads for an export folder."),
-    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
+    params_file: ParamsFile = PARAMS_FILE,
 ):
     run = config.load(RuntimeParams, None, params_file, eval_batch_size=eval_batch_size)
     cfg = config.load(EvaluateParams, None, params_file, max_length=max_length)

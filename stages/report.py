@@ -4,16 +4,16 @@ configuration seen before is restored from DVC's run cache instead of recomputed
 and `dvc exp show` read. Cheap (file copies), so it is the one stage that runs on every new result."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-import typer  # noqa: E402
+import typer
 
-from distill.io import UserError, get_logger, publish, run_cli  # noqa: E402
-from distill.layout import TaskPaths  # noqa: E402
-from distill.report.runs import TOP_LEVEL, collect, copy_into  # noqa: E402
+from distill.cli import MetricsDir, ModelsDir
+from distill.io import UserError, get_logger, publish, run_cli
+from distill.layout import TaskPaths
+from distill.report.runs import TOP_LEVEL, collect, copy_into
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("report")
@@ -22,8 +22,8 @@ log = get_logger("report")
 @app.command()
 def main(
     task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:)."),
-    models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders (and their runs/)."),
-    metrics_dir: Path = typer.Option(Path("metrics"), help="Root of the per-task metrics folders."),
+    models_dir: ModelsDir = Path("models"),
+    metrics_dir: MetricsDir = Path("metrics"),
 ):
     paths = TaskPaths(task, models_root=models_dir, metrics_root=metrics_dir)
     files = collect(paths)

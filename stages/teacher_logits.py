@@ -6,27 +6,27 @@ Resumable (a killed run continues from its last completed shard) and shardable a
 `accelerate launch stages/teacher_logits.py --task sst2`."""
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-import torch  # noqa: E402
-import typer  # noqa: E402
-from accelerate import PartialState  # noqa: E402
+import torch
+import typer
+from accelerate import PartialState
 
-from distill import config  # noqa: E402
-from distill.config import RuntimeParams as R  # noqa: E402
-from distill.teacher.params import LogitsParams as P  # noqa: E402
-from distill.io import get_logger, run_cli, write_json  # noqa: E402
-from distill.layout import TaskPaths  # noqa: E402
-from distill.runtime import hardware_record, resolve_bf16, usable_cores  # noqa: E402
-from distill.tasks import load_task  # noqa: E402
+from distill.cli import DataDir, ModelsDir, PARAMS_FILE, ParamsFile, TaskName
+from distill import config
+from distill.config import RuntimeParams as R
+from distill.teacher.params import LogitsParams as P
+from distill.io import get_logger, run_cli, write_json
+from distill.layout import TaskPaths
+from distill.runtime import hardware_record, resolve_bf16, usable_cores
+from distill.tasks import load_task
 from distill.teacher.logits import assemble, compute_shards, fingerprint, prepare_work_dir, transfer_rows, \
-    work_dir_for  # noqa: E402
-from distill.teacher.model import load_teacher  # noqa: E402
+    work_dir_for
+from distill.teacher.model import load_teacher
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("teacher_logits")
@@ -34,14 +34,14 @@ log = get_logger("teacher_logits")
 
 @app.command()
 def main(
-    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
+    task: TaskName,
     bf16: Optional[str] = typer.Option(None, metavar="auto|true|false", help=P.help("bf16")),
     max_length: Optional[int] = typer.Option(None, help=P.help("max_length")),
     logits_batch_size: Optional[int] = typer.Option(None, help=R.help("logits_batch_size")),
     logits_shard_rows: Optional[int] = typer.Option(None, help=R.help("logits_shard_rows")),
-    data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
-    models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
-    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
+    data_dir: DataDir = Path("data"),
+    models_dir: ModelsDir = Path("models"),
+    params_file: ParamsFile = PARAMS_FILE,
 ):
     cfg = config.load(P, task, params_file, bf16=bf16, max_length=max_length)
     run = config.load(R, task, params_file, logits_batch_size=logits_batch_size,

@@ -5,20 +5,20 @@ With any other embeddings it writes an empty table (the same bytes every time) w
 so the BiLSTMs are not re-trained when only the teacher changed."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-import typer  # noqa: E402
+import typer
 
-from distill import config  # noqa: E402
-from distill.student.params import TeacherVectorsParams as P  # noqa: E402
-from distill.io import get_logger, read_parquet, run_cli, write_parquet  # noqa: E402
-from distill.layout import TaskPaths  # noqa: E402
-from distill.tasks import load_task  # noqa: E402
-from distill.teacher.vectors import empty_table, teacher_word_vectors  # noqa: E402
+from distill.cli import DataDir, ModelsDir, PARAMS_FILE, ParamsFile, TaskName
+from distill import config
+from distill.student.params import TeacherVectorsParams as P
+from distill.io import get_logger, read_parquet, run_cli, write_parquet
+from distill.layout import TaskPaths
+from distill.tasks import load_task
+from distill.teacher.vectors import empty_table, teacher_word_vectors
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("teacher_vectors")
@@ -26,11 +26,11 @@ log = get_logger("teacher_vectors")
 
 @app.command()
 def main(
-    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
+    task: TaskName,
     embeddings: Optional[str] = typer.Option(None, help=P.help("embeddings")),
-    data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
-    models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
-    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
+    data_dir: DataDir = Path("data"),
+    models_dir: ModelsDir = Path("models"),
+    params_file: ParamsFile = PARAMS_FILE,
 ):
     cfg = config.load(P, task, params_file, embeddings=embeddings)
     paths = TaskPaths(task, data_dir, models_dir)

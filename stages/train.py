@@ -8,24 +8,24 @@ Both early-stop on the dev split and write models/<task>/<kind>/ and, in models/
 plots/<kind>_curve.csv and reports/train_<kind>.json (the report stage copies them to metrics/<task>/)."""
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's distill, never an installed copy
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
-import typer  # noqa: E402
+import typer
 
-from distill import config  # noqa: E402
-from distill.config import RuntimeParams  # noqa: E402
-from distill.student.params import BaselineParams, StudentParams as P  # noqa: E402
-from distill.data.splits import load_split  # noqa: E402
-from distill.io import UserError, get_logger, read_parquet, run_cli  # noqa: E402
-from distill.layout import SYNTHETIC, TaskPaths  # noqa: E402
-from distill.runtime import device, resolve_bf16, set_threads  # noqa: E402
-from distill.student.train import fit  # noqa: E402
-from distill.tasks import load_task  # noqa: E402
+from distill.cli import DataDir, ModelsDir, PARAMS_FILE, ParamsFile, TaskName
+from distill import config
+from distill.config import RuntimeParams
+from distill.student.params import BaselineParams, StudentParams as P
+from distill.data.splits import load_split
+from distill.io import UserError, get_logger, read_parquet, run_cli
+from distill.layout import SYNTHETIC, TaskPaths
+from distill.runtime import device, resolve_bf16, set_threads
+from distill.student.train import fit
+from distill.tasks import load_task
 
 app = typer.Typer(add_completion=False, help=__doc__)
 log = get_logger("train")
@@ -38,8 +38,8 @@ class Kind(str, Enum):
 
 @app.command()
 def main(
-    kind: Kind = typer.Argument(..., help="student (distil the teacher's logits) or baseline (CE on gold labels)."),
-    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json."),
+    kind: Annotated[Kind, typer.Argument(help="student (distil the teacher's logits) or baseline (CE on gold labels).")],
+    task: TaskName,
     embeddings: Optional[str] = typer.Option(None, help=P.help("embeddings")),
     multichannel: Optional[bool] = typer.Option(None, "--multichannel/--single-channel", help=P.help("multichannel")),
     hidden: Optional[int] = typer.Option(None, help=P.help("hidden")),
@@ -52,9 +52,9 @@ def main(
     epochs: Optional[int] = typer.Option(None, help=P.help("epochs")),
     patience: Optional[int] = typer.Option(None, help=P.help("patience")),
     seed: Optional[int] = typer.Option(None, help=P.help("seed")),
-    data_dir: Path = typer.Option(Path("data"), help="Root of the per-task data folders."),
-    models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders."),
-    params_file: Path = typer.Option(Path("params.yaml"), help="Where option defaults come from."),
+    data_dir: DataDir = Path("data"),
+    models_dir: ModelsDir = Path("models"),
+    params_file: ParamsFile = PARAMS_FILE,
 ):
     options = dict(embeddings=embeddings, multichannel=multichannel, hidden=hidden, fc=fc, lr=lr, rho=rho,
                    batch_size=batch_size, epochs=epochs, patience=patience, seed=seed)

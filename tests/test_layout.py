@@ -52,6 +52,7 @@ def test_dvc_yaml_outputs_are_the_layout_paths():
     p = TaskPaths("sst2")
     layout = {p.split("train"), p.split("dev"), p.split("test"), p.task_file, p.download_report, p.postag, p.tag_unigrams,
               p.transfer, p.teacher_vectors, p.logits, *(p.model(k) for k in ("teacher", "student", "baseline")),
+              *(p.model("export") / k for k in ("student", "baseline")),  # the exported ONNX folders
               *(p.run(stage) for stage in RUN_STAGES),  # the expensive stages' reports, DVC-cached
               *(p.scores(k) for k in ("teacher", "student", "baseline")), p.speed, p.plots, p.metrics / "reports"}
     assert declared == layout
@@ -65,6 +66,8 @@ def test_expensive_stages_have_only_cached_outputs():
                 stage["do"].get("metrics", []) if isinstance(entry, dict) and not next(iter(entry.values())).get(
                     "cache", True)}
     assert uncached == {"report"}
+    assert "models/${item}/runs/benchmark" in [next(iter(e)) if isinstance(e, dict) else e
+                                               for e in stages["benchmark"]["do"]["outs"]]
 
 
 def test_stage_paths_point_into_the_run_folder(tmp_path):

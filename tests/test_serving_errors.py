@@ -5,6 +5,7 @@ name or a quote left open is refused with its column or line."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from distill.io import UserError
 from distill.layout import PAIR_TEXT, SINGLE_TEXT

@@ -7,7 +7,6 @@ rho 0.95), early stopping on dev accuracy, best epoch kept.
 from __future__ import annotations
 
 import copy
-import os
 import time
 from dataclasses import dataclass
 
@@ -146,7 +145,6 @@ def fit(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, cfg: BaselineP
     cfg a StudentParams: train_df is teacher_logits.parquet, the loss alpha*CE + (1-alpha)*MSE on logits.
     cfg a BaselineParams: the CE-only baseline on gold labels (train.parquet)."""
     distill = isinstance(cfg, StudentParams)
-    cols = task.text_columns
     if distill:
         targets, teacher = distillation_targets(train_df, task)
         alpha = cfg.alpha

@@ -11,7 +11,6 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
