@@ -59,6 +59,8 @@ _MODULES: dict[str, object] = {}
 
 def _stage(script: str):
     if script not in _MODULES:
+        if str(REPO / "stages") not in sys.path:  # as `python stages/<script>` has it: the script's folder first
+            sys.path.insert(0, str(REPO / "stages"))
         spec = importlib.util.spec_from_file_location(f"_stage_{script[:-3]}", REPO / "stages" / script)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

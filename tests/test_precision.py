@@ -77,9 +77,9 @@ def test_bf16_params_take_auto_true_false(tmp_path, cls, key):
     assert config.load(cls, "rotten_tomatoes", path, bf16="off").bf16 is False
 
 
-def test_shipped_teacher_defaults_are_auto():
+def test_shipped_defaults_are_auto():
     params = config.read_params_file(REPO / "params.yaml")
-    assert params["teacher"]["bf16"] == params["teacher_logits"]["bf16"] == "auto"
+    assert params["teacher"]["bf16"] == params["teacher_logits"]["bf16"] == params["student"]["bf16"] == "auto"
 
 
 @pytest.mark.parametrize("script, args, key", [
