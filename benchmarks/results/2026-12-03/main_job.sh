@@ -2,12 +2,12 @@
 # The main job as the README states it (a clean clone, a fresh venv, `pip install -r requirements.txt && dvc
 # repro` with the params as shipped), timed per stage with peak memory by benchmarks/stage_memory.py.
 # Usage: bash main_job.sh REPO OUT VENV [avx2]
-#   avx2: the forced AVX2 class on an AVX-512 machine (oneDNN and ATen capped at AVX2, the project's own CPU-flag
+#   avx2: the forced AVX2 class on an AVX-512 machine (oneDNN, ATen and MKL capped at AVX2, the project's own CPU-flag
 #   detection masked above AVX2), as an AVX2-only CPU would run it.
 set -e
 repo=$1 out=$2 venv=$3 class=${4:-native}
 if [ "$class" = avx2 ]; then
-  export BILSTM_DISTILL_CPU_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+  export BILSTM_DISTILL_CPU_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
 fi
 start=$(date +%s)
 echo "start $(date -u); class $class; $(grep -m1 'model name' /proc/cpuinfo); $(nproc) cores"
