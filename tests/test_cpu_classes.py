@@ -1,7 +1,7 @@
 """The CPU-sensitive tests once more, as two other kinds of machine would run them, inside the one `python -m
 pytest` that the README and .ci/run run, so a regression on the common CPU class fails CI even on an AVX-512 host:
 
-- avx2: an AVX2-only CPU (most laptops, cloud VMs and CI runners): oneDNN and ATen capped at AVX2, and the
+- avx2: an AVX2-only CPU (most laptops, cloud VMs and CI runners): oneDNN, ATen and MKL capped at AVX2, and the
   project's own flag detection masked above AVX2 (BILSTM_DISTILL_CPU_ISA=avx2), so the AVX2 builds of the C
   kernels and every AVX2 decision (fp32 for `auto`, errors for bf16) run. On such a CPU this repeats the main run.
 - no-compiler: CC=false, so no C kernel builds and every caller takes its torch fallback.
@@ -17,7 +17,8 @@ from conftest import REPO
 
 INNER = "BILSTM_DISTILL_INNER_CPU_CLASS"  # set in the inner runs: they must not start runs of their own
 CLASSES = {
-    "avx2": {"BILSTM_DISTILL_CPU_ISA": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+    "avx2": {"BILSTM_DISTILL_CPU_ISA": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+             "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
     "no-compiler": {"CC": "false"},
 }
 # The tests whose path depends on the CPU's vector ISA, its bf16 support or a C compiler.
