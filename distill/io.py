@@ -56,12 +56,17 @@ def _scratch(parent: Path, name: str) -> Path:
     """A fresh scratch dir for `name` under parent/.distill-tmp/, after clearing what dead processes left there
     (a kill -9 mid-write leaves its scratch dir behind; the next write in that folder removes it)."""
     root = parent / TMP_DIR
-    root.mkdir(parents=True, exist_ok=True)
-    for entry in root.iterdir():
-        pid = entry.name.split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{name}.", dir=root))
+    for attempt in range(20):
+        root.mkdir(parents=True, exist_ok=True)
+        for entry in root.iterdir():
+            pid = entry.name.split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
+        try:
+            return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{name}.", dir=root))
+        except FileNotFoundError:  # another process (e.g. an accelerate rank) removed the empty root just now
+            if attempt == 19:
+                raise
 
 
 def _drop_scratch(tmp: Path) -> None:

@@ -2,6 +2,7 @@
 the CLI wrapper."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -150,3 +151,25 @@ def test_run_cli_usage_error_is_clicks_message_with_status_2(capsys, monkeypatch
         run_cli(_app())
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "No such option: --bogus" in err and "Traceback" not in err
+
+
+def test_scratch_survives_another_writer_removing_the_empty_root(tmp_path, monkeypatch):
+    """Two processes writing in one folder (accelerate ranks writing logits shards): one's cleanup may remove the
+    empty .distill-tmp/ between the other's mkdir and mkdtemp; the writer then tries again instead of failing."""
+    import tempfile
+
+    from distill import io as dio
+
+    real, calls = tempfile.mkdtemp, []
+
+    def racy_mkdtemp(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # the other writer's rmdir lands here
+            shutil.rmtree(kwargs["dir"])
+            raise FileNotFoundError(kwargs["dir"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dio.tempfile, "mkdtemp", racy_mkdtemp)
+    target = tmp_path / "out.json"
+    dio.write_json({"a": 1}, target)
+    assert json.loads(target.read_text()) == {"a": 1} and len(calls) == 2
