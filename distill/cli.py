@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
 from typing import Annotated
 
-PARAMS_FILE = Path("params.yaml")
+import typer
+
+from distill.config import PARAMS_FILE  # noqa: F401  (re-exported: the stages' --params-file default)
 
 TaskName = Annotated[str, typer.Option(
     "--task", help="Task name (an entry of tasks:/datasets:); its shape is read from data/<task>/task.json.")]
