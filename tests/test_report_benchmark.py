@@ -144,8 +144,11 @@ def test_stage(student_corpus, tiny_teacher, tmp_path):
                                                      "p99_ms": round(lat["p99_ms"], 4),
                                                      "cpu_p99_ms": round(lat["cpu_p99_ms"], 4)}
         assert 0 < lat["cpu_p50_ms"] <= lat["cpu_p99_ms"]
-    assert speed["sst2"].pop("latency") == {"teacher_over_student_onnx_p99":
-                                            round(service["teacher_over_student_onnx_p99"], 1)}
+    arithmetic = service["arithmetic"]
+    assert arithmetic["requests"] == 10 and arithmetic["teacher_macs_mean"] > arithmetic["student_macs_mean"] > 0
+    assert speed["sst2"].pop("latency") == {
+        "teacher_over_student_onnx_p99": round(service["teacher_over_student_onnx_p99"], 1),
+        "teacher_over_student_macs": round(arithmetic["teacher_over_student_macs"], 1)}
     curve = pd.read_csv(paths.plots / "throughput_vs_batch.csv")
     assert list(curve.columns) == ["model", "batch_size", "sentences_per_s"]
     assert curve["model"].tolist() == [m for m in ("student_onnx", "student_fast", "teacher") for _ in range(4)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import onnxruntime as ort
 
+from distill.inference.arithmetic import request_arithmetic
 from distill.inference.latency import BATCH_SIZES, request_latency, throughput_by_batch
 from distill.inference.predictor import Predictor
 from distill.runtime import cpu_name, cpu_vector_flags
@@ -63,6 +64,9 @@ def service_benchmark(export_dir, student: tuple, teacher: tuple | None, latency
         "latency": latency, "throughput_vs_batch": curve,
     }
     if teacher is not None:
+        # the bound on the latency ratio: the work each model does per request (distill.inference.arithmetic)
+        record["arithmetic"] = request_arithmetic(model.cfg, teacher[0].config, teacher[1], latency_columns,
+                                                  max_length)
         record["teacher_over_student_onnx_p99"] = latency["teacher"]["p99_ms"] / latency["student_onnx"]["p99_ms"]
         record["teacher_over_student_fast_p99"] = latency["teacher"]["p99_ms"] / latency["student_fast"]["p99_ms"]
     return record
@@ -70,9 +74,11 @@ def service_benchmark(export_dir, student: tuple, teacher: tuple | None, latency
 
 def latency_metrics(record: dict) -> dict:
     """speed.json's part: {"latency": {path: {"p50_ms", "p99_ms", "cpu_p99_ms"}, "teacher_over_student_onnx_p99":
-    x}} (numbers only; flattened by DVC as <task>.latency.student_onnx.p99_ms); p50/p99 are wall time."""
+    x, "teacher_over_student_macs": y}} (numbers only; flattened by DVC as <task>.latency.student_onnx.p99_ms);
+    p50/p99 are wall time; y is the work ratio per request that bounds x."""
     out: dict = {name: {key: round(record["latency"][name][key], 4) for key in ("p50_ms", "p99_ms", "cpu_p99_ms")}
                  for name in LATENCY_PATHS if name in record["latency"]}
     if "teacher_over_student_onnx_p99" in record:
         out["teacher_over_student_onnx_p99"] = round(record["teacher_over_student_onnx_p99"], 1)
+        out["teacher_over_student_macs"] = round(record["arithmetic"]["teacher_over_student_macs"], 1)
     return {"latency": out}

@@ -19,6 +19,7 @@ the exact fast path, argmax agreement with the exact path, and both paths' dev a
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import statistics
@@ -116,15 +117,18 @@ def reference_logits(model: StudentClassifier, vocab: Vocab, first: Sequence[str
     out = np.empty((n, model.cfg.num_labels), np.float32)
     model.eval()
 
+    device = next(model.parameters()).device  # cuDNN's LSTM when the model is on a GPU
+
     def batch(col, rows):
         ids, lengths, starts = col
-        return torch.from_numpy(pad_rows(ids, starts[rows], lengths[rows])), torch.from_numpy(lengths[rows])
+        return (torch.from_numpy(pad_rows(ids, starts[rows], lengths[rows])).to(device),
+                torch.from_numpy(lengths[rows]))
 
     with torch.inference_mode():
         for s in tqdm(range(0, n, batch_size), desc="reference", unit="batch", disable=not progress):
             rows = order[s:s + batch_size]
             args = [t for col in cols for t in batch(col, rows)]
-            out[rows] = model(*args).numpy()
+            out[rows] = model(*args).float().cpu().numpy()
     return out
 
 
@@ -174,7 +178,8 @@ def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[st
     reduced `precision`, also the reduced fast path (under "reduced"; dev = labelled dev rows, see dev_scores)."""
     n_sent = len(first) * (2 if second is not None else 1)
     paths: dict[str, Callable] = {}
-    ref_model = model.to(device).eval()
+    # a copy on the device: the CPU paths (here and the service benchmark's) keep reading the model's CPU weights
+    ref_model = (model if device.type == "cpu" else copy.deepcopy(model).to(device)).eval()
     paths["reference"] = lambda a, b: reference_logits(ref_model, vocab, a, b, batch_size, progress)
     if device.type == "cpu":  # the fast path is a CPU implementation
         fast = FastStudent(model, vocab)
@@ -207,10 +212,12 @@ def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[st
 
 
 def benchmark_teacher(model, tokenizer, first: Sequence[str], second: Sequence[str] | None, batch_size: int,
-                      max_length: int, device: torch.device, progress: bool = True, log=None) -> dict:
-    """One timed pass over everything (see module doc), after a warm-up on a small slice."""
+                      max_length: int, device: torch.device, progress: bool = True, log=None,
+                      bf16: bool = False) -> dict:
+    """One timed pass over everything (see module doc), after a warm-up on a small slice; fp32 unless bf16
+    (autocast)."""
     n_sent = len(first) * (2 if second is not None else 1)
-    run = lambda a, b, bar: teacher_logits(model, tokenizer, a, b, batch_size=batch_size, bf16=False,  # noqa: E731
+    run = lambda a, b, bar: teacher_logits(model, tokenizer, a, b, batch_size=batch_size, bf16=bf16,  # noqa: E731
                                            max_length=max_length, progress=bar)
     run(_head(first), _head(second), False)
     times, _ = time_runs(lambda: run(first, second, progress), 1, device)
