@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
 
 from distill.io import UserError
 
@@ -157,15 +157,21 @@ class RuntimeParams(Params):
 
 
 # ---- loading ------------------------------------------------------------------------------------------------------
+def parse_yaml(text: str):
+    """YAML as DVC reads params files (ruamel.yaml, YAML 1.2, its `safe` loader): `3e-05` is a float, `yes` and
+    `off` are strings, so a stage gets exactly the values `dvc params diff` and `dvc exp run -S` show."""
+    return YAML(typ="safe").load(text)
+
+
 def read_params_file(path: str | Path = PARAMS_FILE) -> dict:
-    """params.yaml as a dict; a syntax error names the file and line; unknown keys in a stage section are errors
-    (a typo must not silently leave a default in force)."""
+    """params.yaml as a dict, read in DVC's YAML dialect (`parse_yaml`); a syntax error names the file and line;
+    unknown keys in a stage section are errors (a typo must not silently leave a default in force)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: params file not found (run from the repository root)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
+        data = parse_yaml(path.read_text(encoding="utf-8")) or {}
+    except YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
