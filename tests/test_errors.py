@@ -1,4 +1,4 @@
-"""Issue 13: every bad file, param and kill gives one clear line (exit 2, `error: ...`, no traceback) and loses
+"""Every bad file, param and kill gives one clear line (exit 2, `error: ...`, no traceback) and loses
 nothing (no new output, old outputs unchanged, no scratch of a dead process left after the next run).
 
 Most cases call a stage's Typer app in this process (`call`: the same `run_cli` path as `python stages/x.py`,

@@ -4,8 +4,8 @@ The model is NLTK's `averaged_perceptron_tagger_eng`, from `nltk.download` when 
 `textblob-aptagger==0.2.0` package ships a model for the same tagger (Honnibal's averaged perceptron, same features,
 same Penn Treebank tag set) as a pickle `(weights, tagdict, classes)`; it is rewritten here as the three JSON files
 NLTK's `PerceptronTagger` loads, in an NLTK data dir this module controls, so tagging still goes through plain NLTK
-(`PerceptronTagger`, `nltk.pos_tag`). It is NOT bit-identical to NLTK's model, which is a later training run (nltk PR
-#1143): both give NLTK's documented tags for "John 's big idea is n't all that bad ." and "Banks check books .", but
+(`PerceptronTagger`, `nltk.pos_tag`). It is NOT bit-identical to NLTK's model, which is a later training run: both
+give NLTK's documented tags for "John 's big idea is n't all that bad ." and "Banks check books .", but
 on NLTK's doctest "The quick brown fox jumps ..." the textblob model tags `jumps` NNS where NLTK's gives VBZ, and
 `red` in "The red cat" NN where NLTK's gives JJ. The source used is logged.
 """

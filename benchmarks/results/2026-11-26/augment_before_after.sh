@@ -6,7 +6,7 @@ set -euo pipefail
 old=$1 data=$2 repo=$(pwd)
 for n in 20 120; do
   (cd "$old" && python "$repo/benchmarks/stage_memory.py" -- python stages/augment.py --task sst2 --data-dir "$data" --n-iter $n) | grep "augment@" | sed "s/^/before n_iter $n: /"
-  cp "$data/sst2/transfer.parquet" /tmp/transfer_before.parquet
+  cp "$data/sst2/transfer.parquet" "$data/transfer_before.parquet"
   python benchmarks/stage_memory.py -- python stages/augment.py --task sst2 --data-dir "$data" --n-iter $n | grep "augment@" | sed "s/^/after  n_iter $n: /"
-  cmp /tmp/transfer_before.parquet "$data/sst2/transfer.parquet" && echo "n_iter $n: same bytes"
+  cmp "$data/transfer_before.parquet" "$data/sst2/transfer.parquet" && echo "n_iter $n: same bytes"
 done

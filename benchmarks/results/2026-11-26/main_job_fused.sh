@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job from a clean clone, install included, with each stage's wall time and peak memory: the run behind
-# main_job_fused.txt (there: REPO=/work/main, OUT=/tmp/ccrun, VENV=/tmp/ccvenv; OUT's parent must hold shared/ for
-# the GLUE mirror, which the default task does not read). Usage: bash main_job_fused.sh REPO OUT VENV
+# main_job_fused.txt (there: REPO the project's repository, OUT and VENV scratch folders; OUT's parent must hold
+# shared/ for the GLUE mirror, which the default task does not read). Usage: bash main_job_fused.sh REPO OUT VENV
 set -e
 repo=$1 out=$2 venv=$3
 start=$(date +%s)
