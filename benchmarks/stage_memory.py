@@ -1,10 +1,10 @@
-"""Benchmark (not a test): wall time and peak resident memory of every stage a command runs, e.g. `dvc repro`.
+"""Wall time and peak resident memory of every stage a command runs, e.g. `dvc repro`.
 
 Runs the command, samples its process tree every --interval seconds, and attributes each `stages/<name>.py
 --task <task>` process (with its children: accelerate ranks, compilers) to that stage: the peak of the tree's
 summed RSS, and the time from its first to its last sample. Sampling can miss a peak shorter than the interval.
-Prints a table and, with --json, writes it. Run from the repo root, e.g.:
-    python benchmarks/stage_memory.py --json /tmp/stage_memory.json -- dvc repro
+Prints a table and, with --json, writes it; exits with the command's status. From the repository root, e.g.:
+    python -m benchmarks.stage_memory --json stage_memory.json -- dvc repro
 """
 from __future__ import annotations
 
@@ -66,12 +66,12 @@ def sample(root: psutil.Process, stats: dict, now: float) -> None:
         entry["last_s"] = now
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--interval", type=float, default=0.2, help="seconds between samples")
     ap.add_argument("--json", help="also write the table here")
     ap.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, after --")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         ap.error("give the command to run after --")

@@ -1,4 +1,4 @@
-"""The time model for the paper's full transfer sets, from a per-row cost file of benchmarks/per_row_costs.py.
+"""The time model for the paper's full transfer sets, from the per-row cost files of benchmarks/per_row_costs.py.
 
 For each task (SST-2 x20, QQP x10, MNLI x10) and teacher, on 1 and on N GPUs:
 - fine-tuning: training rows x teacher.epochs / the measured fine-tuning rows/s (batch 32, bf16 autocast); on N
@@ -11,7 +11,7 @@ For each task (SST-2 x20, QQP x10, MNLI x10) and teacher, on 1 and on N GPUs:
 Row counts: SST-2's transfer set as measured here (n_iter 20); QQP's and MNLI's are their GLUE training sets x 11
 (originals + 10 candidates each) before the augment stage drops duplicates, so upper bounds.
 
-    python benchmarks/time_model.py benchmarks/results/2026-11-26/per_row_costs_h200{,_finetune}.json
+    python -m benchmarks.time_model benchmarks/results/2026-11-26/per_row_costs_h200{,_finetune}.json
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def model(costs: dict, gpus: int, teacher_epochs: int, student_epochs: int, shar
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("costs", type=Path, nargs="+", help="JSON files written by benchmarks/per_row_costs.py measure; "
                     "a later file's figures replace an earlier one's (e.g. a longer fine-tuning run)")
@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--shard-rows", type=int, default=65536, help="runtime.logits_shard_rows")
     ap.add_argument("--logits-batch", type=int, default=512, help="a batch size the cost file measured: 128 or 512")
     ap.add_argument("--student-vocab", type=int, default=100000, help="a vocabulary size the cost file measured")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     costs = {"student": {}, "logits": {}, "finetune": {}}
     for path in args.costs:
         part = json.loads(path.read_text())

@@ -3,14 +3,11 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import time_model  # noqa: E402
+from benchmarks import time_model
+from conftest import REPO
 
 
 def costs(teachers=("minilm",)) -> dict:
@@ -46,7 +43,7 @@ def test_a_later_cost_file_replaces_an_earlier_ones_figures(tmp_path):
               "finetune": {k: {"rows_per_s": 300.0} for k in first["finetune"]}}
     (tmp_path / "a.json").write_text(json.dumps(first))
     (tmp_path / "b.json").write_text(json.dumps(second))
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_model.py"), str(tmp_path / "a.json"),
-                          str(tmp_path / "b.json")], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "benchmarks.time_model", str(tmp_path / "a.json"),
+                          str(tmp_path / "b.json")], cwd=REPO, capture_output=True, text=True, check=True).stdout
     sst2 = next(line for line in out.splitlines() if line.startswith("| SST-2 x20"))
     assert f"{67_349 * 3 / 300 / 60:.1f} min + " in sst2  # fine-tuning from b.json, the rest from a.json

@@ -19,7 +19,7 @@ recurrence in C, the matmul micro-kernel and the gates fused per tile of rows, A
 CPU's flags; the classifier in C too, batch by batch for single sentences; a second per-word table, as large as the
 folded one, holds every word's step-1 product), "c" (per step one torch.bmm for both directions, then the C gate
 loop of lstm_cell.c), "torch" (torch ops only); "auto" takes the first of these that builds here (measured in that
-order of speed: benchmarks/profile_student.py).
+order of speed: benchmarks/results/2026-11-25/history.md).
 
 `precision` (default "exact"; only ever what the caller asks for): "bf16" or "int8" (or "auto": bf16 where the
 CPU has AVX512-BF16, else int8) swaps the fused recurrence's product h W_hh^T for a reduced-precision one

@@ -2,7 +2,7 @@
 
 A batch of 50 sentences touches a few hundred of the table's tens of thousands of rows; every other row has an
 all-zero gradient. torch's Adadelta still runs its ten passes over the whole table each step (15 % of a training
-step on one core, measured by benchmarks/student_step_breakdown.py). On an all-zero row its update reduces to
+step on one core: benchmarks/results/2026-11-26/student_step_breakdown.txt). On an all-zero row its update reduces to
 exactly this: both running averages are multiplied by rho (then 0 is added, which changes nothing) and the weights
 stay as they are (the step is sqrt(...) / sqrt(...) * 0 = 0). So this optimizer decays the whole table's two
 averages and runs the full update only on the rows whose gradient has any bit set: the same numbers, bit for bit

@@ -1,0 +1,1 @@
+"""Measurement tools, run from the repository root as `python -m benchmarks.<tool>` (index: README.md)."""
