@@ -5,7 +5,7 @@ machine (say your own air-gapped GPU machine) needs only this checkout and its r
   make-sample  where the stages ran: seeded rows of the SST-2 and QQP transfer sets and of their training rows, the
                MNLI fixture's real rows (tests/fixtures/mnli), the uncased WordPiece tokenizer (MiniLM's: the same
                30,522 words as bert-*-uncased) and each full set's student vocabulary size, in one folder;
-  measure      on the device, per sample set: the teacher's logits with the stage's own function
+  measure      on the measuring device, per sample set: the teacher's logits with the stage's own function
                (distill.teacher.model.teacher_logits: length-sorted batches, dynamic padding, bf16 autocast) at
                batch 128 (runtime.logits_batch_size) and 512; teacher fine-tuning, AdamW steps of batch 32 under
                bf16 autocast on the training rows, grouped by length as the Trainer's group_by_length does; and
