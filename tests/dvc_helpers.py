@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from distill.config import parse_yaml
 from helpers import make_rt_wheel, make_tiny_teacher
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,7 +94,8 @@ def at(*stages: str) -> set[str]:
 
 
 def read_params(repo: Path) -> dict:
-    return yaml.safe_load((repo / "params.yaml").read_text())
+    """params.yaml as the stages and DVC read it (YAML 1.2: `3e-05` is a float, `yes` a string)."""
+    return parse_yaml((repo / "params.yaml").read_text())
 
 
 def write_params(repo: Path, params: dict) -> None:
@@ -121,7 +123,7 @@ def edited(path: Path, text: str):
 
 def lock(repo: Path, rev: str | None = None) -> dict:
     text = git(repo, "show", f"{rev}:dvc.lock").stdout if rev else (repo / "dvc.lock").read_text()
-    return yaml.safe_load(text)
+    return parse_yaml(text)  # DVC writes params there as it writes params.yaml (`learning_rates: [5e-05]`)
 
 
 def lock_dep_md5(lock_data: dict, stage: str, path: str) -> str:
@@ -160,19 +162,25 @@ def tiny_params(repo: Path, wheel: str, sha: str, teacher: Path) -> None:
     write_params(repo, params)
 
 
-def make_tiny_repo(root: Path) -> Path:
-    """root/repo: a git copy of the repository with the tiny params, `dvc repro` run once and everything
-    (dvc.lock, uncached metrics, .gitignores) committed, so experiments start from a complete baseline."""
+def init_tiny_repo(root: Path, teacher: Path | None = None) -> Path:
+    """root/repo: a git copy of the repository with the tiny params (and root/wheels), nothing run or committed
+    yet. `teacher`: an existing tiny teacher to read (default: build one in root/tiny-teacher)."""
     repo = root / "repo"
     repo.mkdir(parents=True)
     copy_repo(repo)
     wheel, sha = make_rt_wheel(root / "wheels" / WHEEL_NAME, n=240)
-    teacher = make_tiny_teacher(root / "tiny-teacher")
-    tiny_params(repo, str(wheel), sha, teacher)
+    tiny_params(repo, str(wheel), sha, teacher or make_tiny_teacher(root / "tiny-teacher"))
     git(repo, "init", "-q", "-b", "main")
     git(repo, "config", "user.name", "test")
     git(repo, "config", "user.email", "test@example.com")
     dvc(repo, "config", "core.analytics", "false")
+    return repo
+
+
+def make_tiny_repo(root: Path) -> Path:
+    """root/repo: a git copy of the repository with the tiny params, `dvc repro` run once and everything
+    (dvc.lock, uncached metrics, .gitignores) committed, so experiments start from a complete baseline."""
+    repo = init_tiny_repo(root)
     dvc(repo, "repro")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "tiny pipeline")

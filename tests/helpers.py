@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from distill.config import parse_yaml
 from distill.data.datasets import DatasetSpec, dataset_entry
 from distill.data.rotten import MEMBER
 from distill.io import sha256_file
@@ -29,7 +30,7 @@ NEGATIVE = ["a dull , lifeless mess", "boring and far too long", "the worst scri
 # ---- data ------------------------------------------------------------------------------------------------------
 def builtin_dataset(name: str) -> DatasetSpec:
     """A task's datasets: entry in the repository's params.yaml."""
-    return dataset_entry(yaml.safe_load((REPO / "params.yaml").read_text()), name)
+    return dataset_entry(parse_yaml((REPO / "params.yaml").read_text()), name)
 
 
 def builtin_task(name: str) -> Task:
@@ -160,7 +161,7 @@ def write_params(dest: Path, **sections: dict) -> Path:
     """The repository's params.yaml with `sections` ({section: {key: value}}) merged in, written as
     dest/params.yaml (dest a folder) or dest (a .yaml path). Stages read every key of their sections, so a test's
     params file starts from the real one."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = parse_yaml((REPO / "params.yaml").read_text())
     for section, values in sections.items():
         params.setdefault(section, {}).update(values)
     path = dest if dest.suffix == ".yaml" else dest / "params.yaml"

@@ -39,9 +39,9 @@ def error_of(cls, task="rotten_tomatoes", params_file="params.yaml", **overrides
 
 
 # ---- the repository's own params.yaml ------------------------------------------------------------------------
-@pytest.mark.parametrize("task", sorted(yaml.safe_load((REPO / "params.yaml").read_text())["datasets"]))
+@pytest.mark.parametrize("task", sorted(config.parse_yaml((REPO / "params.yaml").read_text())["datasets"]))
 def test_repo_params_load_for_every_stage_and_task(task):
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = config.parse_yaml((REPO / "params.yaml").read_text())
     for cls in ALL:
         cfg = config.load(cls, task, REPO / "params.yaml")
         for f in dataclasses.fields(cls):
@@ -116,7 +116,7 @@ def test_unknown_key_is_an_error_but_another_stages_key_is_not(params):
 
 def test_missing_key_and_missing_file(params, tmp_path):
     path = tmp_path / "params.yaml"
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw = config.parse_yaml((REPO / "params.yaml").read_text())
     del raw["student"]["fc"]
     path.write_text(yaml.safe_dump(raw))
     assert error_of(StudentParams, params_file=path) == f"{path}: missing key student.fc"

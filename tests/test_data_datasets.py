@@ -1,7 +1,6 @@
 """distill/data/datasets.py: the `datasets:` entries of params.yaml, validated key by key."""
 import pytest
-import yaml
-
+from distill.config import parse_yaml
 from distill.data.datasets import SourceFile, dataset_entry, parse_dataset
 from distill.io import UserError
 from helpers import REPO
@@ -36,7 +35,7 @@ def test_one_file_pair_entry_with_a_label_mapping():
 
 
 def test_the_repository_declares_every_builtin_task():
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = parse_yaml((REPO / "params.yaml").read_text())
     shapes = {name: (dataset_entry(params, name).reader, dataset_entry(params, name).task().num_labels)
               for name in ("rotten_tomatoes", "sst2", "qqp", "mnli")}
     assert shapes == {"rotten_tomatoes": ("rotten_tomatoes", 2), "sst2": ("glue", 2), "qqp": ("glue", 2),

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from distill.config import Params
+from distill.config import Params, parse_yaml
 from distill.data.params import AugmentParams, DownloadParams, PostagParams
 from distill.inference.params import ExportParams
 from distill.report.params import BenchmarkParams, EvaluateParams
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "distill"
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = DVC_YAML["stages"]
-PARAMS_YAML = yaml.safe_load((ROOT / "params.yaml").read_text())
+PARAMS_YAML = parse_yaml((ROOT / "params.yaml").read_text())
 KNOWN_TASKS = tuple(PARAMS_YAML["datasets"])  # every declared task, built-in or not
 
 # stage -> the config class its script loads (distill.config.load(Cls, task))

