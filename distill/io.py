@@ -166,7 +166,7 @@ def _half_published(path: Path, marker: Path) -> str:
         marker = marker.relative_to(Path.cwd())
     except ValueError:
         pass
-    return (f"{path}: half-published: {ran} was killed while renaming {listed} into place, so new and old files "
+    return (f"{path}: half-published: {ran} stopped while renaming {listed} into place, so new and old files "
             f"may be mixed (marked in {marker}); {_rerun_hint(command)}")
 
 

@@ -56,7 +56,7 @@ def test_a_set_stopped_between_renames_is_refused_until_published_whole(tmp_path
         with pytest.raises(UserError) as err:
             check_published(path)
         line = str(err.value)
-        assert "\n" not in line and line.startswith(f"{path}: half-published: ") and "killed while renaming" in line
+        assert "\n" not in line and line.startswith(f"{path}: half-published: ") and "stopped while renaming" in line
         assert all(str(p) in line for p in outs), line
     with pytest.raises(UserError, match=r"a\.parquet: half-published"):
         read_parquet(outs[0])
@@ -105,7 +105,7 @@ def test_the_refusal_names_the_stage_to_rerun(tmp_path, command, hint):
         check_published(tmp_path / "train.parquet")
     assert str(err.value).endswith(hint) and "data/t/{train.parquet, task.json}" in str(err.value)
     marker.write_text('{"outputs": ["data/t/tr')  # killed while writing the mark itself: still refused
-    with pytest.raises(UserError, match="half-published: a stage was killed while renaming its set"):
+    with pytest.raises(UserError, match="half-published: a stage stopped while renaming its set"):
         check_published(tmp_path / "train.parquet")
 
 
