@@ -79,7 +79,8 @@ def test_request_latency_on_the_real_clock():
     """A request that sleeps 20 ms: its wall time is 20 ms (plus scheduling), its CPU time nearly none."""
     got = request_latency(lambda cols: time.sleep(0.02), [[f"s{i}" for i in range(8)]], warmup=2)
     assert got["requests"] == 8
-    assert 20.0 <= got["p50_ms"] <= got["p90_ms"] <= got["p99_ms"] <= got["max_ms"] < 40.0
+    assert 20.0 <= got["p50_ms"] < 40.0  # one sleep per request: not none, not two (the median: robust to a stall)
+    assert got["p50_ms"] <= got["p90_ms"] <= got["p99_ms"] <= got["max_ms"]
     assert got["cpu_p50_ms"] < 5.0
 
 
