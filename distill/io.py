@@ -1,7 +1,9 @@
 """Atomic file output, hashing and logging shared by every stage.
 
 Every writer goes to a temporary sibling path and is renamed into place only when complete, so a failed or
-interrupted stage never leaves a partial output and never clobbers a good one.
+interrupted stage never leaves a partial output and never clobbers a good one. A stage's set of outputs is renamed
+one by one (they live in several folders, which DVC names one by one), so `publish` marks the set before the first
+rename and clears the marks after the last; a reader that finds a mark refuses the file (`check_published`).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -40,6 +43,8 @@ def setup_logging() -> None:
 
 
 TMP_DIR = ".distill-tmp"  # one scratch folder per output folder; never an output itself
+# <folder>/.distill-publishing/<name>.json: <folder>/<name> belongs to a set of outputs being renamed into place
+PUBLISHING_DIR = ".distill-publishing"
 
 
 def _alive(pid: int) -> bool:
@@ -75,13 +80,44 @@ def _drop_scratch(tmp: Path) -> None:
         tmp.parent.rmdir()  # only when empty: another writer may be using it
 
 
+def _marker(path: Path) -> Path:
+    return path.parent / PUBLISHING_DIR / f"{path.name}.json"
+
+
+def _mark_publishing(paths: list[Path]) -> list[Path]:
+    """Mark every path of the set as being published (all marks are written before the first rename)."""
+    record = json.dumps({"outputs": [str(p) for p in paths], "command": sys.argv})
+    markers = [_marker(path) for path in paths]
+    for marker in markers:
+        for attempt in range(20):
+            marker.parent.mkdir(exist_ok=True)
+            try:
+                marker.write_text(record)
+                break
+            except FileNotFoundError:  # another set's publisher in this folder removed the empty folder just now
+                if attempt == 19:
+                    raise
+    return markers
+
+
+def _clear_marks(markers: list[Path]) -> None:
+    for marker in markers:
+        marker.unlink(missing_ok=True)
+    for folder in dict.fromkeys(m.parent for m in markers):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty
+
+
 @contextlib.contextmanager
 def publish(*paths: str | Path) -> Iterator[list[Path]]:
     """Temporary paths for a set of outputs, renamed onto `paths` only once the block has written them all.
 
-    Files and directories alike (a directory target is replaced whole). A failure or kill inside the block
-    leaves the old outputs untouched and no partial file beside them, only scratch under .distill-tmp/ that the
-    next run clears; the renames themselves run back to back at the end."""
+    Files and directories alike (a directory target is replaced whole: the old one is renamed aside, then the new
+    one in). A failure or kill inside the block leaves the old outputs untouched and no partial file beside them,
+    only scratch under .distill-tmp/ that the next run clears. The renames run back to back at the end; a set of
+    several paths is marked under .distill-publishing/ first and unmarked after the last rename, so a kill between
+    two renames leaves marks that make `check_published` refuse every file of the set until a run of the stage
+    publishes it whole."""
     paths = [Path(p) for p in paths]
     scratch = []
     try:
@@ -93,13 +129,61 @@ def publish(*paths: str | Path) -> Iterator[list[Path]]:
         for target, path in zip(targets, paths):
             if not target.exists():
                 raise RuntimeError(f"nothing was written for {path}")
-        for target, path in zip(targets, paths):
+        markers = _mark_publishing(paths) if len(paths) > 1 else []
+        for tmp, target, path in zip(scratch, targets, paths):
             if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
+                os.replace(path, tmp / f"replaced-{path.name}")  # one rename, never a half-deleted folder
             os.replace(target, path)
+        _clear_marks(markers)
     finally:
         for tmp in scratch:
             _drop_scratch(tmp)
+
+
+def _rerun_hint(command: list[str]) -> str:
+    """`dvc repro -f -s <stage>@<task>` for a command line `stages/<script>.py [kind] --task <task> ...`."""
+    if not command or Path(command[0]).parent.name != "stages":
+        return "re-run the stage that writes it"
+    stage = Path(command[0]).stem
+    if len(command) > 1 and not command[1].startswith("-"):
+        stage += f"_{command[1]}"  # stages/train.py student -> train_student
+    task = next((b for a, b in zip(command, command[1:]) if a == "--task"), None)
+    task = task or next((a.split("=", 1)[1] for a in command if a.startswith("--task=")), None)
+    return f"re-run it: dvc repro -f -s {stage}@{task}" if task else f"re-run {stage}"
+
+
+def _half_published(path: Path, marker: Path) -> str:
+    try:
+        record = json.loads(marker.read_text())
+        outputs, command = [str(p) for p in record["outputs"]], [str(a) for a in record["command"]]
+    except (OSError, ValueError, KeyError, TypeError):  # killed while writing the mark itself
+        outputs, command = [], []
+    parents = {str(Path(o).parent) for o in outputs}
+    listed = (f"{parents.pop()}/{{{', '.join(Path(o).name for o in outputs)}}}" if len(parents) == 1
+              else ", ".join(outputs)) or "its set"
+    ran = f"`python {shlex.join(command)}`" if command else "a stage"
+    try:
+        marker = marker.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return (f"{path}: half-published: {ran} stopped while renaming {listed} into place, so new and old files "
+            f"may be mixed (marked in {marker}); {_rerun_hint(command)}")
+
+
+def check_published(path: str | Path) -> None:
+    """Refuse a stage input (file or folder) of a set whose publication did not finish: a mark for it or for a
+    folder holding it, or, for a folder, a mark inside it. One UserError line naming the set and the re-run."""
+    given = Path(path)
+    here = Path(os.path.abspath(given))
+    for member in (here, *here.parents):
+        if not member.name:
+            break
+        marker = _marker(member)
+        if marker.exists():
+            raise UserError(_half_published(given, marker))
+    if here.is_dir():
+        for marker in sorted(here.rglob(f"{PUBLISHING_DIR}/*.json")):
+            raise UserError(_half_published(given, marker))
 
 
 @contextlib.contextmanager
@@ -130,6 +214,7 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     """A stage input; a missing, truncated or column-less file is one line naming it (re-run what writes it)."""
     path = Path(path)
+    check_published(path)
     if not path.exists():
         raise UserError(f"{path}: file not found (run the stage that produces it first, e.g. `dvc repro`)")
     try:

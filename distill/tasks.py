@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from distill.io import UserError
+from distill.io import UserError, check_published
 from distill.layout import TaskPaths
 
 TASK_FILE = "task.json"  # in data/<task>/ and in every model directory
@@ -77,6 +77,7 @@ def write_task(task: Task, path: str | Path) -> None:
 def read_task(path: str | Path, name: str | None = None) -> Task:
     """The task the download stage described in `path` (data/<task>/task.json, or a model's copy)."""
     path = Path(path)
+    check_published(path)
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:

@@ -26,7 +26,8 @@ from distill.report.params import BenchmarkParams as P
 from distill.data.splits import labelled, read_split, texts_of
 from distill.inference.benchmark import latency_metrics, service_benchmark
 from distill.inference.predictor import ServingError
-from distill.io import UserError, get_logger, publish, read_parquet, run_cli, write_csv, write_json
+from distill.io import (UserError, check_published, get_logger, publish, read_parquet, run_cli, write_csv,
+                        write_json)
 from distill.layout import LABEL, MODEL_KINDS, TaskPaths
 from distill.report.benchmark import run_benchmark, scored_accuracy, speed_metrics, time_fast_path
 from distill.runtime import device as default_device, set_threads, usable_cores
@@ -69,6 +70,7 @@ def main(
     dev_accuracy = {kind: scored_accuracy(scores.scores(kind), task, kind, spec.dev_split) for kind in MODEL_KINDS}
     dev_rows = reduced_precision_check(cfg.precision, dev, paths, spec)
     export_dir = paths.model("export") / "student"
+    check_published(export_dir)
     if not (export_dir / "model.onnx").is_file():
         raise UserError(f"{export_dir}: no exported student; run the export stage first (dvc repro export@{task})")
     latency_columns = [c[:cfg.latency_sentences] for c in texts_of(read_split(paths, spec, spec.dev_split), spec)]

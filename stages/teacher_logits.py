@@ -20,12 +20,12 @@ from distill.cli import DataDir, ModelsDir, PARAMS_FILE, ParamsFile, TaskName
 from distill import config
 from distill.config import RuntimeParams as R
 from distill.teacher.params import LogitsParams as P
-from distill.io import get_logger, run_cli, write_json
+from distill.io import get_logger, publish, run_cli, write_json
 from distill.layout import TaskPaths
 from distill.runtime import hardware_record, resolve_bf16, usable_cores
 from distill.tasks import load_task
-from distill.teacher.logits import assemble, compute_shards, fingerprint, prepare_work_dir, transfer_rows, \
-    work_dir_for
+from distill.teacher.logits import assemble_into, compute_shards, drop_parts, fingerprint, prepare_work_dir, \
+    transfer_rows, work_dir_for
 from distill.teacher.model import load_teacher
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -69,11 +69,14 @@ def main(
                    num_processes=state.num_processes)
     state.wait_for_everyone()
     if state.is_main_process:
-        rows = assemble(paths.logits, n, run.logits_shard_rows)
-        wall = time.perf_counter() - start  # this run's share: shards a killed run left are not recomputed
-        write_json({"task": task, "rows": rows, "precision": "bf16" if use_bf16 else "fp32",
-                    "processes": state.num_processes, "hardware": hardware_record(device),
-                    "wall_s": round(wall, 2)}, paths.report("teacher_logits"))
+        # the logits and their report switch together; the parts go only once both are in place
+        with publish(paths.logits, paths.report("teacher_logits")) as (logits_tmp, report_tmp):
+            rows = assemble_into(logits_tmp, paths.logits, n, run.logits_shard_rows)
+            wall = time.perf_counter() - start  # this run's share: shards a killed run left are not recomputed
+            write_json({"task": task, "rows": rows, "precision": "bf16" if use_bf16 else "fp32",
+                        "processes": state.num_processes, "hardware": hardware_record(device),
+                        "wall_s": round(wall, 2)}, report_tmp)
+        drop_parts(paths.logits)
         log.info("wrote %s (%d rows) and %s", paths.logits, rows, paths.report("teacher_logits"))
 
 

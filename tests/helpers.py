@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import bz2
 import io
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -239,3 +244,41 @@ def random_texts(rng: np.random.Generator, n: int, words: list[str], max_len: in
         sep = "  " if rng.random() < 0.1 else " "
         out.append(sep.join(toks) + (" " if rng.random() < 0.05 else ""))
     return out
+
+
+# ---- kill -9 at a chosen moment ----------------------------------------------------------------------------------
+_PAUSE_PRELUDE = """
+import os, runpy, sys, time
+from pathlib import Path
+_FLAG = Path(sys.argv[1])
+def pause():
+    _FLAG.write_text(str(os.getpid()))  # tells the test this process is where the hook stops it
+    time.sleep(600)  # until the test's SIGKILL
+"""
+_RUN_STAGE = """
+script = sys.argv[2]
+sys.argv = sys.argv[2:]
+sys.path.insert(0, os.path.dirname(script))  # as `python stages/<script>` has it
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def kill_stage_at(hook: str, script: str, *args, workdir: Path, timeout: float = 120) -> str:
+    """Run stages/<script> in a subprocess in which the Python source `hook` runs first (it patches a function to
+    call `pause()` at the moment under test), wait until it pauses there, SIGKILL it and return its stderr. A real
+    kill -9 at an exact point of a real run, with nothing in the project's code to help."""
+    flag, log = Path(workdir) / "paused", Path(workdir) / "killed-stage.log"
+    flag.unlink(missing_ok=True)
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", _PAUSE_PRELUDE + hook + _RUN_STAGE, str(flag),
+                                 str(REPO / "stages" / script), *map(str, args)], cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=err, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        deadline = time.monotonic() + timeout
+        while not flag.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        paused = flag.exists()
+        os.kill(proc.pid, signal.SIGKILL)
+        rc = proc.wait(timeout=30)
+    stderr = log.read_text()
+    assert paused and rc == -signal.SIGKILL, f"{script} never reached the hook (exit {rc}):\n{stderr[-3000:]}"
+    return stderr

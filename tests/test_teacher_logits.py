@@ -16,7 +16,7 @@ from distill.layout import TaskPaths
 from distill.teacher.logits import (RowReader, assemble, compute_shards, part_is_complete, part_path,
                                     prepare_work_dir, shard_table, work_dir_for)
 from distill.teacher.model import load_teacher, teacher_logits
-from helpers import builtin_task, cli_dirs, keyword_rows, write_params, write_task_file
+from helpers import builtin_task, cli_dirs, keyword_rows, kill_stage_at, write_params, write_task_file
 
 TASK = builtin_task("rotten_tomatoes")
 QQP = builtin_task("qqp")
@@ -180,6 +180,53 @@ def test_stage(tiny_teacher, tmp_path):
     proc = run_stage("teacher_logits.py", "--task", "rotten_tomatoes", *cli_dirs(tmp_path, "data", "models", "params"),
                      check=False)
     assert "transfer.parquet: file not found" in one_line_error(proc)
+
+
+# the stage paused (then SIGKILLed) halfway through writing shard 1's part: half its bytes are on disk
+KILL_MID_PART_1 = """
+import pyarrow as pa
+import pyarrow.parquet as pq
+_real_write = pq.write_table
+def _write_table(table, where, *args, **kwargs):
+    if ".teacher_logits.parts" in str(where) and Path(where).name == "part-000001.parquet":
+        sink = pa.BufferOutputStream()
+        _real_write(table, sink, *args, **kwargs)
+        whole = sink.getvalue().to_pybytes()
+        Path(where).write_bytes(whole[: len(whole) // 2])
+        pause()
+    return _real_write(table, where, *args, **kwargs)
+pq.write_table = _write_table
+"""
+
+
+def test_stage_killed_mid_shard_write_resumes_to_the_same_bytes(tiny_teacher, tmp_path):
+    """kill -9 of the stage while it writes shard 1 of 4; the rerun keeps shard 0, computes 1-3 (the half-written
+    part is scratch, never in place) and writes the same file, byte for byte, as a run never interrupted."""
+    roots = {name: tmp_path / name for name in ("whole", "killed")}
+    for root in roots.values():
+        paths = write_task_file(TaskPaths("rotten_tomatoes", root / "data", root / "models"))
+        write_transfer(paths.transfer, TASK, n=150)
+        shutil.copytree(tiny_teacher, paths.model("teacher"))
+        write_params(root, teacher_logits={"bf16": False}, teacher={"max_length": 64},
+                     runtime={"threads": 1, "logits_batch_size": 8, "logits_shard_rows": 40})
+    args = lambda root: ["--task", "rotten_tomatoes", *cli_dirs(root, "data", "models", "params")]  # noqa: E731
+    run_stage("teacher_logits.py", *args(roots["whole"]))
+    want = TaskPaths("rotten_tomatoes", roots["whole"] / "data").logits.read_bytes()
+
+    paths = TaskPaths("rotten_tomatoes", roots["killed"] / "data", roots["killed"] / "models")
+    work = work_dir_for(paths.logits)
+    kill_stage_at(KILL_MID_PART_1, "teacher_logits.py", *args(roots["killed"]), workdir=tmp_path)
+    half = list(work.glob(".distill-tmp/*-part-000001.parquet.*/part-000001.parquet"))
+    assert len(half) == 1 and 0 < half[0].stat().st_size  # killed mid-write: the partial part is in its scratch
+    assert sorted(p.name for p in work.glob("part-*")) == ["part-000000.parquet"] and not paths.logits.exists()
+    assert not paths.for_stage("teacher_logits").report("teacher_logits").exists()
+
+    rerun = run_stage("teacher_logits.py", *args(roots["killed"]))
+    assert "resuming: 1 completed shard(s)" in rerun.stderr, rerun.stderr[-3000:]
+    assert "process 0/1: 3 of its 4 shard(s) to compute" in rerun.stderr, rerun.stderr[-3000:]
+    assert paths.logits.read_bytes() == want
+    assert not work.exists() and sorted(p.name for p in paths.data.iterdir()) == [
+        "task.json", "teacher_logits.parquet", "transfer.parquet"]
 
 
 def test_accelerate_launch_two_processes_matches_one_process(tiny_teacher, tmp_path):

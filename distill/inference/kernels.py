@@ -60,13 +60,20 @@ def source_digest(source: Path) -> str:
     return digest.hexdigest()
 
 
-def _build(name: str, source: Path, flags: list[str], key_extra: str = "") -> Path:
-    """The shared library of the C file `source` built with `flags`, from the user cache when already built there
-    (keyed by the source and its headers, the flags, the compiler and `key_extra`)."""
+def library_path(name: str, source: Path, flags: list[str], key_extra: str = "") -> Path:
+    """Where the build of `source` with `flags` lives in the user cache: keyed by the source and its headers, the
+    flags, the compiler and `key_extra`."""
     cc = os.environ.get("CC", "cc")
     key = hashlib.sha256((source_digest(source) + " ".join(flags) + cc + key_extra).encode()).hexdigest()[:16]
-    cache = cache_dir()
-    lib = cache / f"{name}_{key}.so"
+    return cache_dir() / f"{name}_{key}.so"
+
+
+def _build(name: str, source: Path, flags: list[str], key_extra: str = "") -> Path:
+    """The shared library of the C file `source` built with `flags`, from the user cache when already built there
+    (library_path)."""
+    cc = os.environ.get("CC", "cc")
+    lib = library_path(name, source, flags, key_extra)
+    cache = lib.parent
     if not lib.exists():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as tmp:

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from distill.inference.fast import FastStudent, FastTokenizer, recurrent_flop, torch_threads
 from distill.inference.onnx import OnnxStudent
-from distill.io import UserError
+from distill.io import UserError, check_published
 from distill.runtime import cpu_vector_flags, device_name, usable_cores
 from distill.student.batching import pad_rows
 from distill.student.model import StudentClassifier, count_parameters
@@ -293,6 +293,7 @@ def speed_metrics(result: dict, task: str) -> dict:
 
 def scored_accuracy(path: Path, task: str, kind: str, split: str) -> float:
     """The accuracy the evaluate stage wrote to metrics/<task>/<kind>.json (report/evaluate.metrics_document)."""
+    check_published(path)
     try:
         return float(json.loads(Path(path).read_text())[task][kind][split]["accuracy"])
     except FileNotFoundError:

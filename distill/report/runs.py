@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from distill.io import UserError
+from distill.io import UserError, check_published
 from distill.layout import RUN_STAGES, TaskPaths
 
 # What metrics/<task>/ may hold, by top-level name: exactly what dvc.yaml declares as the report stage's outputs.
@@ -20,6 +20,7 @@ def collect(paths: TaskPaths) -> dict[Path, Path]:
     files: dict[Path, Path] = {}
     for stage in RUN_STAGES:
         root = paths.run(stage)
+        check_published(root)
         if not root.is_dir():
             raise UserError(f"{root}: missing; run `dvc repro {stage}@{paths.task}` first")
         for source in sorted(p for p in root.rglob("*") if p.is_file()):

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from distill.io import UserError, atomic_path
+from distill.io import UserError, atomic_path, check_published
 from distill.student.vocab import Vocab
 
 CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE = "config.json", "model.pt", "vocab.txt"
@@ -150,6 +150,7 @@ def rerun_hint(path: Path) -> str:
 
 def load_student(path: str | Path, map_location: str = "cpu") -> tuple[StudentClassifier, Vocab]:
     path = Path(path)
+    check_published(path)
     if not (path / CONFIG_FILE).exists() or not (path / WEIGHTS_FILE).exists():
         raise UserError(f"{path}: not a student model directory (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
     try:

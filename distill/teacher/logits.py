@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distill.io import UserError, atomic_path, get_logger, sha256_file
+from distill.io import UserError, atomic_path, check_published, get_logger, sha256_file
 from distill.layout import LABEL, LOGITS, ORIGIN, SYNTHETIC, TEACHER_LABEL
 from distill.tasks import Task
 from distill.teacher.model import teacher_logits
@@ -177,29 +177,41 @@ def iter_parts(work_dir: Path, n_shards: int) -> Iterator[pa.Table]:
                             "it") from None
 
 
-def assemble(out_path: Path, num_rows: int, shard_rows: int) -> int:
-    """Stream the parts in order into `out_path` (atomically), then drop the work dir. Main process only."""
-    work_dir = work_dir_for(out_path)
+def assemble_into(target: Path, out_path: Path, num_rows: int, shard_rows: int) -> int:
+    """Stream the parts of `out_path`'s work dir in order into `target` (a scratch path the caller publishes onto
+    out_path, with the stage's other outputs; then `drop_parts`). Main process only."""
     n_shards = math.ceil(num_rows / shard_rows)
     written = 0
+    writer = None
+    try:
+        for table in iter_parts(work_dir_for(out_path), n_shards):
+            if writer is None:
+                writer = pq.ParquetWriter(target, table.schema)
+            writer.write_table(table, row_group_size=max(1, table.num_rows))
+            written += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if written != num_rows:
+        raise UserError(f"assembled {written} rows, expected {num_rows}")
+    return written
+
+
+def drop_parts(out_path: Path) -> None:
+    """Remove the work dir once `out_path` is in place (a kill before that keeps the parts for the rerun)."""
+    shutil.rmtree(work_dir_for(out_path), ignore_errors=True)
+
+
+def assemble(out_path: Path, num_rows: int, shard_rows: int) -> int:
+    """Stream the parts in order into `out_path` (atomically), then drop the work dir. Main process only."""
     with atomic_path(out_path) as tmp:
-        writer = None
-        try:
-            for table in iter_parts(work_dir, n_shards):
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table, row_group_size=max(1, table.num_rows))
-                written += table.num_rows
-        finally:
-            if writer is not None:
-                writer.close()
-        if written != num_rows:
-            raise UserError(f"assembled {written} rows, expected {num_rows}")
-    shutil.rmtree(work_dir, ignore_errors=True)
+        written = assemble_into(tmp, out_path, num_rows, shard_rows)
+    drop_parts(out_path)
     return written
 
 
 def transfer_rows(transfer_path: Path) -> int:
+    check_published(transfer_path)
     if not Path(transfer_path).exists():
         raise UserError(f"{transfer_path}: file not found (run the augment stage first)")
     try:

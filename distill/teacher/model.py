@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from distill.io import UserError, get_logger
+from distill.io import UserError, check_published, get_logger
 from distill.layout import MASK as MASK_WORD
 from distill.runtime import device as default_device
 
@@ -60,6 +60,7 @@ def prepare_texts(texts: Sequence[str] | None, tokenizer) -> list[str] | None:
 def load_teacher(path: str | Path, device: str | torch.device | None = None):
     """A fine-tuned teacher dir (save_pretrained of model + tokenizer) -> (model in eval mode, tokenizer)."""
     path = Path(path)
+    check_published(path)
     if not (path / "config.json").exists():
         raise UserError(f"{path}: no teacher model there (run the finetune_teacher stage first)")
     try:

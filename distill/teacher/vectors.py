@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from distill.io import UserError
+from distill.io import UserError, check_published
 from distill.layout import MASK, VECTOR, WORD
 
 
@@ -24,6 +24,7 @@ def empty_table() -> pd.DataFrame:
 def teacher_word_vectors(teacher_dir: str | Path, words: Iterable[str]) -> pd.DataFrame:
     """(word, vector) rows for the words (sorted, distinct) that the tokenizer maps to at least one piece."""
     teacher_dir = Path(teacher_dir)
+    check_published(teacher_dir)
     if not (teacher_dir / "config.json").exists():
         raise UserError(f"{teacher_dir}: no teacher model (config.json missing); run finetune_teacher first")
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir, local_files_only=True)
