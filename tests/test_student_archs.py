@@ -157,7 +157,7 @@ def test_fast_paths_equal_the_reference(arch, pair, student_corpus, monkeypatch)
         one = np.concatenate([path.logits(first[i:i + 1], None if second is None else second[i:i + 1])
                               for i in range(10)])
         np.testing.assert_allclose(one, want[:10], atol=1e-5, rtol=0)
-    expected = {"cnn": "folded", "bow": "embedding_bag", "linear": "embedding_bag" if pair else "folded"}[arch]
+    expected = {"cnn": "folded", "bow": "bag", "linear": "bag" if pair else "folded"}[arch]
     assert fast.cell == expected
     if arch == "cnn":  # past the size limit: conv1d over the texts laid end to end, the same numbers
         monkeypatch.setattr(pooled, "_FOLDED_TABLE_BYTES", 0)

@@ -3,7 +3,8 @@ the BiLSTM: the same maths as the torch model over a flat token stream instead o
 float summation order (the benchmark and the tests compare it with the torch model).
 
 - Tokenization as FastStudent's (FastTokenizer: pyarrow kernels, no per-text Python for large batches).
-- bow / linear: torch's embedding_bag (mean, max) over each text's own tokens: one pass, no padding, no mask.
+- bow / linear: each text's mean by torch's embedding_bag and its max by one scatter_reduce over the gathered rows,
+  over its own tokens only: no padding, no mask.
 - linear, single sentences: the output layer folded into the table (mean(e) W^T = mean(e W^T)): one (V, labels)
   table, so a text costs a gather of `labels` floats per token.
 - cnn: the convolution folded into the table too, as FastStudent folds the LSTM's input projection: a window's
@@ -12,6 +13,7 @@ float summation order (the benchmark and the tests compare it with the torch mod
   table rows (embedding_bag, sum): no multiply per token. Each text is padded with [PAD] to 5 tokens and reads its
   windows 0 .. max(length - w + 1, 1) - 1 (the model's rule), max per text, then bias and ReLU (both commute with
   the max). Past the size limit, one conv1d per width over the texts laid end to end does the same.
+Timings of every path and arch on one thread: benchmarks/student_archs.py.
 
 `fast_student` and `onnx_student` pick the implementation for a model's arch: FastStudent / OnnxStudent for the
 BiLSTM, PooledStudent / OnnxGraphStudent (the export's whole graph run by onnxruntime) for the others.
@@ -49,11 +51,11 @@ def _starts(counts: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
 
 
-def conv_flop(lengths: np.ndarray, embedding_dim: int, filters: int) -> int:
-    """The convolutions' multiply-adds x 2 over texts of these lengths: every window each width reads."""
-    lengths = np.maximum(np.asarray(lengths, np.int64), 1)
-    windows = sum(int(np.maximum(lengths - w + 1, 1).sum()) * w for w in CNN_WIDTHS)
-    return 2 * windows * embedding_dim * filters
+def _segment_max(rows: torch.Tensor, counts: np.ndarray) -> torch.Tensor:
+    """(len(counts), width): the maximum of each run of counts[i] >= 1 consecutive rows."""
+    segment = torch.from_numpy(np.repeat(np.arange(len(counts)), counts))
+    out = torch.full((len(counts), rows.shape[1]), float("-inf"), dtype=rows.dtype)
+    return out.scatter_reduce_(0, segment[:, None].expand(-1, rows.shape[1]), rows, "amax")
 
 
 class PooledStudent:
@@ -84,13 +86,17 @@ class PooledStudent:
                 # rows [V * j, V * (j + 1)): block j = (width, offset) in CNN_WIDTHS order: e(v) W[:, :, k]^T
                 self.conv_table = torch.cat([self.table @ weight[:, :, k].t() for weight, _ in self.convs
                                              for k in range(weight.shape[2])]).contiguous()
-        self.cell = {"cnn": "folded" if self.conv_table is not None else "conv1d", "bow": "embedding_bag",
-                     "linear": "folded" if self.folded is not None else "embedding_bag"}[self.arch]
+        self.cell = {"cnn": "folded" if self.conv_table is not None else "conv1d", "bow": "bag",
+                     "linear": "folded" if self.folded is not None else "bag"}[self.arch]
 
     # ---- encoder ---------------------------------------------------------------------------------------------
     def _bag(self, ids: torch.Tensor, lengths: np.ndarray, table: torch.Tensor, pools) -> torch.Tensor:
-        offsets = torch.from_numpy(_starts(lengths))
-        out = [F.embedding_bag(ids, table, offsets, mode=pool) for pool in pools]
+        out = []
+        for pool in pools:
+            if pool == "mean":
+                out.append(F.embedding_bag(ids, table, torch.from_numpy(_starts(lengths)), mode="mean"))
+            else:  # (embedding_bag's max also tracks every maximum's index: measured 7x slower here)
+                out.append(_segment_max(F.embedding(ids, table), lengths))
         return out[0] if len(out) == 1 else torch.cat(out, dim=1)
 
     def _cnn(self, ids: torch.Tensor, lengths: np.ndarray) -> torch.Tensor:
@@ -111,7 +117,7 @@ class PooledStudent:
                 y = F.embedding_bag(rows, self.conv_table, mode="sum")  # (windows, filters)
             else:
                 y = torch.conv1d(x, weight)[0].t()[first]
-            out.append(torch.from_numpy(np.maximum.reduceat(y.numpy(), _starts(count), axis=0)) + bias)
+            out.append(_segment_max(y, count) + bias)
             block += width
         return torch.cat(out, dim=1).relu_()
 

@@ -5,8 +5,8 @@ excluded), then the whole input `repeats` times; the median is reported. The tea
 input (`teacher_repeats` = 1): on a CPU it takes minutes (~150 s for SST-2 with MiniLM), and its run-to-run
 spread is small next to the student/teacher ratio being measured.
 Student paths: "fast" (the BiLSTM: distill.inference.fast with its best cell, normally "fused": the whole
-recurrence in C, batches spread over the cores; the cnn, bow and linear students: distill.inference.pooled, their
-tables folded and read by embedding_bag; CPU), "onnxruntime" (the BiLSTM's encoder as an ONNX LSTM graph; the other
+recurrence in C, batches spread over the cores; the cnn, bow and linear students: distill.inference.pooled, over
+each text's own tokens with the cnn's convolution and the linear output layer folded into per-word tables; CPU), "onnxruntime" (the BiLSTM's encoder as an ONNX LSTM graph; the other
 archs' whole exported graph; CPU), "reference" (the torch model over padded batches); all are timed on the same
 input, their logits cross-checked against the reference, and the fastest is the reported student. On CUDA the
 reference model runs on the GPU (cuDNN).
