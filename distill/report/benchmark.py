@@ -6,10 +6,10 @@ input (`teacher_repeats` = 1): on a CPU it takes minutes (~150 s for SST-2 with 
 spread is small next to the student/teacher ratio being measured.
 Student paths: "fast" (the BiLSTM: distill.inference.fast with its best cell, normally "fused": the whole
 recurrence in C, batches spread over the cores; the cnn, bow and linear students: distill.inference.pooled, over
-each text's own tokens with the cnn's convolution and the linear output layer folded into per-word tables; CPU), "onnxruntime" (the BiLSTM's encoder as an ONNX LSTM graph; the other
-archs' whole exported graph; CPU), "reference" (the torch model over padded batches); all are timed on the same
-input, their logits cross-checked against the reference, and the fastest is the reported student. On CUDA the
-reference model runs on the GPU (cuDNN).
+each text's own tokens, the cnn's convolution and the linear output layer folded into per-word tables; CPU),
+"onnxruntime" (the BiLSTM's encoder as an ONNX LSTM graph; the other archs' whole exported graph; CPU), "reference"
+(the torch model over padded batches); all are timed on the same input, their logits cross-checked against the
+reference, and the fastest is the reported student. On CUDA the reference model runs on the GPU (cuDNN).
 The fast path's `gflops` is its work over its seconds: for the BiLSTM the recurrence's matmul work (every token,
 both directions, h W_hh^T: `recurrent_gflop`), for the others the model's multiply-adds as
 distill.inference.arithmetic counts them (`model_gflop`; a folded path does most of them once per vocabulary word,
