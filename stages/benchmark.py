@@ -1,9 +1,10 @@
 """benchmark stage (§5.2): teacher vs student parameters and inference time on every training sentence ->
 models/<task>/runs/benchmark/ (the report stage copies it to metrics/<task>/): speed.json (the figures that
-compare runs), reports/benchmark.json (device, CPU flags, every path's timings) and plots/accuracy_vs_speed.csv
-(Table 1 x Table 2: dev accuracy
-against sentences/s for teacher, student and baseline). With benchmark.precision other than exact it also times
-the reduced-precision student path and scores it and the exact path on the labelled dev rows (under `reduced`).
+compare runs; the student's and baseline's arch among them), reports/benchmark.json (device, CPU flags, every
+path's timings) and plots/accuracy_vs_speed.csv (Table 1 x Table 2: per model its arch, dev accuracy, sentences/s
+and batch-1 p50 / p99 latency, so runs of several archs plot side by side). With benchmark.precision other than
+exact it also times the reduced-precision BiLSTM path and scores it and the exact path on the labelled dev rows
+(under `reduced`).
 As a service sees it (distill.inference.benchmark, one thread): batch-1 latency p50/p99 over the first
 benchmark.latency_sentences dev examples for the exported student (models/<task>/export/student, onnxruntime),
 the fast path and the teacher (speed.json `latency`, details under `service` in the report), and throughput at
@@ -98,8 +99,7 @@ def main(
     speed[task].update(latency_metrics(report["service"]))
     curve = pd.DataFrame(report["service"]["throughput_vs_batch"])[["model", "batch_size", "sentences_per_s"]]
     curve["sentences_per_s"] = curve["sentences_per_s"].round(1)
-    rows = [{"model": kind, "sentences_per_s": round(report[kind]["sentences_per_s"], 1),
-             "dev_accuracy": dev_accuracy[kind]} for kind in MODEL_KINDS if kind in report]
+    rows = accuracy_vs_speed(report, dev_accuracy, teacher)
     with publish(paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv",
                  paths.plots / "throughput_vs_batch.csv") as (s, r, p, c):
         write_json(speed, s)
@@ -121,6 +121,26 @@ def main(
              f"({lat['teacher_over_student_onnx_p99']:.0f}x the student's)" if "teacher" in lat else "")
     log.info("wrote %s, %s, %s and %s", paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv",
              paths.plots / "throughput_vs_batch.csv")
+
+
+def accuracy_vs_speed(report: dict, dev_accuracy: dict, teacher) -> list[dict]:
+    """plots/accuracy_vs_speed.csv's rows: per model its arch (the teacher's model type), dev accuracy, sentences/s
+    at benchmark.batch_size and batch-1 latency (the exported student as served, onnxruntime on one thread; the
+    teacher; none for the baseline, which is timed at batch_size only)."""
+    arch = {"student": report["student"]["arch"], "baseline": report["baseline"]["arch"],
+            "teacher": teacher[0].config.model_type if teacher is not None else None}
+    latency = {"student": report["service"]["latency"]["student_onnx"],
+               "teacher": report["service"]["latency"].get("teacher")}
+    rows = []
+    for kind in MODEL_KINDS:
+        if kind not in report:
+            continue
+        served = latency.get(kind) or {}
+        rows.append({"model": kind, "arch": arch[kind], "sentences_per_s": round(report[kind]["sentences_per_s"], 1),
+                     "batch1_p50_ms": round(served["p50_ms"], 4) if served else None,
+                     "batch1_p99_ms": round(served["p99_ms"], 4) if served else None,
+                     "dev_accuracy": dev_accuracy[kind]})
+    return rows
 
 
 def check_precision_here(precision: str, dev: torch.device) -> None:

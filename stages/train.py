@@ -1,7 +1,7 @@
-"""train_student / train_baseline stages: the BiLSTM of §3.1 trained two ways.
+"""train_student / train_baseline stages: the BiLSTM of §3.1 (or another `student.arch`) trained two ways.
 
   student   distils the teacher's logits on the transfer set (§3.2): reads data/<task>/teacher_logits.parquet
-  baseline  the same BiLSTM, embeddings and seed, CE on the gold training set only (Table 1 row 7): reads
+  baseline  the same architecture, embeddings and seed, CE on the gold training set only (Table 1 row 7): reads
             data/<task>/train.parquet; it has no alpha
 
 Both early-stop on the dev split and write models/<task>/<kind>/ and, in models/<task>/runs/train_<kind>/,
@@ -42,7 +42,9 @@ def main(
     task: TaskName,
     embeddings: Optional[str] = typer.Option(None, help=P.help("embeddings")),
     multichannel: Optional[bool] = typer.Option(None, "--multichannel/--single-channel", help=P.help("multichannel")),
+    arch: Optional[str] = typer.Option(None, help=P.help("arch")),
     hidden: Optional[int] = typer.Option(None, help=P.help("hidden")),
+    filters: Optional[int] = typer.Option(None, help=P.help("filters")),
     fc: Optional[int] = typer.Option(None, help=P.help("fc")),
     alpha: Optional[float] = typer.Option(None, help=P.help("alpha")),
     bf16: Optional[str] = typer.Option(None, metavar="auto|true|false", help=P.help("bf16")),
@@ -56,8 +58,8 @@ def main(
     models_dir: ModelsDir = Path("models"),
     params_file: ParamsFile = PARAMS_FILE,
 ):
-    options = dict(embeddings=embeddings, multichannel=multichannel, hidden=hidden, fc=fc, lr=lr, rho=rho,
-                   batch_size=batch_size, epochs=epochs, patience=patience, seed=seed)
+    options = dict(embeddings=embeddings, multichannel=multichannel, arch=arch, hidden=hidden, filters=filters, fc=fc,
+                   lr=lr, rho=rho, batch_size=batch_size, epochs=epochs, patience=patience, seed=seed)
     if kind is Kind.student:
         cfg = config.load(P, task, params_file, alpha=alpha, bf16=bf16, **options)
     elif alpha is not None or bf16 is not None:

@@ -109,7 +109,7 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
 
 def test_unknown_key_is_an_error_but_another_stages_key_is_not(params):
     params(student={"hiden": 150})  # a typo must not leave the default silently in force
-    assert error_of(StudentParams).startswith("params.yaml: unknown key student.hiden (known: alpha, batch_size,")
+    assert error_of(StudentParams).startswith("params.yaml: unknown key student.hiden (known: alpha, arch, batch_size,")
     params()
     config.load(BaselineParams, "rotten_tomatoes", "params.yaml")  # student.alpha belongs to StudentParams
 

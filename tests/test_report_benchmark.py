@@ -44,17 +44,20 @@ def test_summary_and_time_runs():
 
 
 def test_speed_metrics_by_hand():
-    report = {"student": {"sentences_per_s": 1234.56, "params_m": 0.96349},
+    report = {"student": {"arch": "bilstm", "sentences_per_s": 1234.56, "params_m": 0.96349},
               "teacher": {"sentences_per_s": 98.04, "params_m": 22.71},
               "speedup": 12.5923, "params_ratio": 23.5709}
     assert speed_metrics(report, "sst2") == {"sst2": {
-        "speedup": 12.6, "params_ratio": 23.6, "student": {"sentences_per_s": 1234.6, "params_m": 0.963},
+        "speedup": 12.6, "params_ratio": 23.6,
+        "student": {"arch": "bilstm", "sentences_per_s": 1234.6, "params_m": 0.963},
         "teacher": {"sentences_per_s": 98.0, "params_m": 22.71}}}
     assert speed_metrics({"student": report["student"]}, "qqp") == {
-        "qqp": {"student": {"sentences_per_s": 1234.6, "params_m": 0.963}}}
-    with_baseline = {**report, "baseline": {"sentences_per_s": 2000.04}, "student": {**report["student"], "gflops": 7.25}}
+        "qqp": {"student": {"arch": "bilstm", "sentences_per_s": 1234.6, "params_m": 0.963}}}
+    with_baseline = {**report, "baseline": {"arch": "cnn", "sentences_per_s": 2000.04},
+                     "student": {**report["student"], "arch": "cnn", "gflops": 7.25}}
     out = speed_metrics(with_baseline, "sst2")["sst2"]
-    assert out["baseline"] == {"sentences_per_s": 2000.0} and out["student"]["gflops"] == 7.2
+    assert out["baseline"] == {"arch": "cnn", "sentences_per_s": 2000.0} and out["student"]["gflops"] == 7.2
+    assert out["student"]["arch"] == "cnn"
 
 
 def test_scored_accuracy_reads_the_evaluate_stage_file(tmp_path):
@@ -155,13 +158,21 @@ def test_stage(student_corpus, tiny_teacher, tmp_path):
     assert curve["batch_size"].tolist() == [1, 8, 64, 512] * 3 and (curve["sentences_per_s"] > 0).all()
     assert speed == {"sst2": {"speedup": round(t["seconds"] / s["seconds"], 1),
                               "params_ratio": round(t["params_m"] / s["params_m"], 1),
-                              "student": {"sentences_per_s": round(25 / s["seconds"], 1),
+                              "student": {"arch": "bilstm", "sentences_per_s": round(25 / s["seconds"], 1),
                                           "params_m": round(s["params_m"], 3), "gflops": round(s["gflops"], 1)},
                               "teacher": {"sentences_per_s": round(25 / t["seconds"], 1),
                                           "params_m": round(t["params_m"], 3)},
-                              "baseline": {"sentences_per_s": round(25 / b["seconds"], 1)}}}
+                              "baseline": {"arch": "bilstm", "sentences_per_s": round(25 / b["seconds"], 1)}}}
     speed = speed["sst2"]
     table = pd.read_csv(paths.plots / "accuracy_vs_speed.csv")
+    assert list(table.columns) == ["model", "arch", "sentences_per_s", "batch1_p50_ms", "batch1_p99_ms",
+                                   "dev_accuracy"]
     assert table["model"].tolist() == ["teacher", "student", "baseline"]
+    assert table["arch"].tolist() == ["bert", "bilstm", "bilstm"]
     assert table["dev_accuracy"].tolist() == [0.9, 0.85, 0.8]  # from the scores the evaluate stage wrote
     assert table["sentences_per_s"].tolist() == [speed[k]["sentences_per_s"] for k in table["model"]]
+    for row, path in ((0, "teacher"), (1, "student_onnx")):  # the served export's batch-1 latency
+        lat = service["latency"][path]
+        assert table.loc[row, ["batch1_p50_ms", "batch1_p99_ms"]].tolist() == [round(lat["p50_ms"], 4),
+                                                                              round(lat["p99_ms"], 4)]
+    assert table.loc[2, ["batch1_p50_ms", "batch1_p99_ms"]].isna().all()  # the baseline: batch_size only

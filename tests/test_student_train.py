@@ -23,8 +23,8 @@ from helpers import builtin_task, cli_dirs, make_sentences, make_student, write_
 TEXTS = ["a charming , often affecting journey", "boring and far too long", "the [MASK] film of the year",
          "it never comes alive", "funny and moving", "a dull , lifeless mess"]
 RT = builtin_task("rotten_tomatoes")
-ARCH = {"embeddings": "random", "multichannel": True, "hidden": 8, "fc": 8, "lr": 1.0, "rho": 0.95,
-        "batch_size": 16, "epochs": 3, "patience": 2, "seed": 13}
+ARCH = {"embeddings": "random", "multichannel": True, "arch": "bilstm", "hidden": 8, "filters": 4, "fc": 8, "lr": 1.0,
+        "rho": 0.95, "batch_size": 16, "epochs": 3, "patience": 2, "seed": 13}
 
 
 def baseline_params(**kw) -> BaselineParams:

@@ -4,8 +4,14 @@ At batch 1 both models are compute work on one core; the student's recurrence ru
 which use a core no better than the teacher's matrix-matrix products do, so teacher time / student time cannot
 exceed teacher MACs / student MACs by much. The benchmark records that ratio beside the measured one.
 
-    student  each direction, each token: the four gates over [input, hidden] (4H x (E + H)); then the classifier
-             (features 2H, or 8H for a siamese pair: [h1, h2, h1*h2, |h1-h2|], -> FC -> labels)
+    student  its encoder (`arch`), then the classifier (features F, or 4F for a siamese pair: [h1, h2, h1*h2,
+             |h1-h2|], -> FC -> labels; linear: -> labels):
+               bilstm  each direction, each token: the four gates over [input, hidden] (4H x (E + H)); F = 2H
+               cnn     each width w of 3, 4, 5, each of a text's max(tokens - w + 1, 1) windows: w x E x filters;
+                       F = 3 x filters
+               bow     nothing (a mean and a max are adds and compares); F = 2E
+               linear  nothing (a mean); F = E
+             (E: the embedding width, doubled by multichannel)
     teacher  each layer, each token: Q, K, V, output projections (4 h^2) and the feed-forward (2 h f), plus the
              attention scores and weighted sum (2 n^2 h for n tokens); then pooler (h^2) and classifier
 Embedding lookups, norms, activations and softmax are not counted (they are not multiply-accumulate work).
@@ -14,15 +20,24 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from distill.student.model import StudentConfig
+from distill.student.model import CNN_WIDTHS, StudentConfig
 
 
-def student_macs(cfg: StudentConfig, tokens: int) -> int:
-    """One request of `tokens` recurrence steps per direction (a pair: both sentences' steps together)."""
+def student_macs(cfg: StudentConfig, tokens: int | Sequence[int]) -> int:
+    """One request: `tokens` = each of its texts' token count ([first, second] for a pair), or one int (one text;
+    for the BiLSTM, whose work is per token, a pair's tokens together will do)."""
+    texts = [max(int(t), 1) for t in ([tokens] if isinstance(tokens, int) else tokens)]  # empty: one [PAD]
     inputs = cfg.embedding_dim * (2 if cfg.multichannel else 1)
-    recurrence = 2 * tokens * 4 * cfg.hidden * (inputs + cfg.hidden)
-    features = 2 * cfg.hidden * (4 if cfg.pair else 1)
-    return recurrence + features * cfg.fc + cfg.fc * cfg.num_labels
+    if cfg.arch == "bilstm":
+        encoder, features = 2 * sum(texts) * 4 * cfg.hidden * (inputs + cfg.hidden), 2 * cfg.hidden
+    elif cfg.arch == "cnn":
+        windows = sum(max(n - w + 1, 1) * w for n in texts for w in CNN_WIDTHS)
+        encoder, features = windows * inputs * cfg.filters, len(CNN_WIDTHS) * cfg.filters
+    else:
+        encoder, features = 0, inputs * (2 if cfg.arch == "bow" else 1)
+    features *= 4 if cfg.pair else 1
+    classifier = features * cfg.num_labels if cfg.arch == "linear" else features * cfg.fc + cfg.fc * cfg.num_labels
+    return encoder + classifier
 
 
 def teacher_macs(hidden: int, intermediate: int, layers: int, num_labels: int, tokens: int) -> int:
@@ -39,7 +54,7 @@ def request_arithmetic(student_cfg: StudentConfig, teacher_config, tokenizer, co
         return max(len(text.split()), 1)  # an empty text is one [PAD] step
 
     rows = list(zip(*columns))
-    student = [student_macs(student_cfg, sum(steps(t) for t in row)) for row in rows]
+    student = [student_macs(student_cfg, [steps(t) for t in row]) for row in rows]
     shape = (teacher_config.hidden_size, teacher_config.intermediate_size, teacher_config.num_hidden_layers,
              student_cfg.num_labels)
     teacher = [teacher_macs(*shape, _teacher_tokens(tokenizer, row, max_length)) for row in rows]

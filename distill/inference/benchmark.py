@@ -3,7 +3,8 @@ time): batch-1 latency percentiles and throughput against batch size, on ONE thr
 
     student_onnx   the exported student (models/<task>/export/student) through distill.inference.predictor:
                    onnxruntime, intra_op_num_threads 1, sequential execution, every graph optimisation
-    student_fast   distill.inference.fast's FastStudent (its best cell, normally the fused C recurrence), 1 thread
+    student_fast   the student's fast CPU path, 1 thread: distill.inference.fast's FastStudent for the BiLSTM (its
+                   best cell, normally the fused C recurrence), distill.inference.pooled's for the other archs
     teacher        the fine-tuned teacher, fp32, torch on 1 thread (or its device when that is a GPU)
 
 All three take the task's texts as stored in data/<task>/*.parquet (already normalised); the export is also timed
@@ -18,7 +19,8 @@ from distill.inference.arithmetic import request_arithmetic
 from distill.inference.latency import BATCH_SIZES, request_latency, throughput_by_batch
 from distill.inference.predictor import Predictor
 from distill.runtime import cpu_name, cpu_vector_flags
-from distill.inference.fast import FastStudent, torch_threads
+from distill.inference.fast import torch_threads
+from distill.inference.pooled import fast_student
 from distill.teacher.model import teacher_logits
 
 LATENCY_PATHS = ("student_onnx", "student_fast", "teacher")
@@ -31,7 +33,7 @@ def service_benchmark(export_dir, student: tuple, teacher: tuple | None, latency
     pair = len(latency_columns) == 2
     with torch_threads(1):
         onnx = Predictor.load(export_dir, threads=1)
-        fast = FastStudent(model, vocab, threads=1)
+        fast = fast_student(model, vocab, threads=1)
         paths = {"student_onnx": onnx.predict_normalized,
                  "student_fast": lambda cols: fast.logits(cols[0], cols[1] if pair else None, 512)}
         if teacher is not None:
@@ -55,7 +57,7 @@ def service_benchmark(export_dir, student: tuple, teacher: tuple | None, latency
                 log.info("throughput, %s: %s", name, ", ".join(f"batch {r['batch_size']} {r['sentences_per_s']:.0f}/s"
                                                              for r in rows))
     record = {
-        "threads": 1, "cpu": cpu_name(), "cpu_flags": cpu_vector_flags(),
+        "arch": model.cfg.arch, "threads": 1, "cpu": cpu_name(), "cpu_flags": cpu_vector_flags(),
         "latency_examples": len(latency_columns[0]), "curve_examples": len(curve_columns[0]), "pair": pair,
         "onnxruntime": {"version": ort.__version__, "intra_op_num_threads": 1, "inter_op_num_threads": 1,
                         "execution_mode": "sequential", "graph_optimization_level": "all"},

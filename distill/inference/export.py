@@ -1,15 +1,16 @@
 """The student (or baseline) as a self-contained folder a service can load without torch:
 
-    model.onnx   the whole classifier: ids -> embeddings -> bidirectional LSTM (each row's own length) ->
-                 [pair: h1, h2, h1*h2, |h1-h2|] -> FC + ReLU -> FC -> logits, probs
+    model.onnx   the whole classifier: ids -> embeddings -> the encoder of the model's arch (bidirectional LSTM;
+                 or CNN, bag of words, mean: distill.student.model), each row read to its own length ->
+                 [pair: h1, h2, h1*h2, |h1-h2|] -> FC + ReLU -> FC -> logits, probs (linear: -> FC -> logits)
     vocab.txt    one word a line, line i = id i ([PAD] 0, [UNK] 1, [MASK] 2)
     export.json  label names, task shape (single sentence or siamese pair), the text handling the pipeline
                  applied to raw text (distill/data/text.py: lower-casing, Penn Treebank tokens), the inputs'
                  names and layout, and the check of this export against the torch model on the dev split
 
-The graph's encoder is distill.inference.onnx's (Gather -> ONNX LSTM with sequence_lens); this module adds the
-batch-major input, the siamese second branch (the same weights) and the classifier. distill.inference.predictor
-reads the folder back with onnxruntime and numpy only.
+The graph's encoder is distill.inference.onnx's (Gather -> ONNX LSTM with sequence_lens; or its pooled encoders);
+this module adds the batch-major input, the siamese second branch (the same weights) and the classifier.
+distill.inference.predictor reads the folder back with onnxruntime and numpy only.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from distill.student.model import StudentClassifier
-from distill.inference.onnx import onnx_encoder_model
+from distill.inference.onnx import onnx_encoder_model, onnx_pooled_encoder_model
 from distill.student.vocab import PAD, UNK, Vocab
 from distill.tasks import Task
 
@@ -34,18 +35,20 @@ TOLERANCE = 1e-4  # the export stage refuses an export further than this from th
 
 def _encoder_branch(model: StudentClassifier, suffix: str) -> tuple[list, list, list]:
     """The encoder graph's nodes, its initializers (shared between branches: no suffix) and its inputs, with every
-    value it computes renamed with `suffix`; the input `ids` becomes batch-major (B, T), transposed inside."""
-    enc = onnx_encoder_model(model).graph
+    value it computes renamed with `suffix`; the input `ids` is batch-major (B, T) (the BiLSTM's time-major
+    encoder gets it transposed inside)."""
+    lstm = model.cfg.arch == "bilstm"
+    enc = (onnx_encoder_model(model) if lstm else onnx_pooled_encoder_model(model)).graph
     shared = {init.name for init in enc.initializer}
 
     def name(n: str) -> str:
         return n if (not n or n in shared) else n + suffix
 
-    nodes = [helper.make_node("Transpose", ["ids" + suffix], ["ids_tb" + suffix], perm=[1, 0])]
+    nodes = [helper.make_node("Transpose", ["ids" + suffix], ["ids_tb" + suffix], perm=[1, 0])] if lstm else []
     for node in enc.node:
         copy = onnx.NodeProto()
         copy.CopyFrom(node)
-        copy.input[:] = ["ids_tb" + suffix if i == "ids" else name(i) for i in node.input]
+        copy.input[:] = ["ids_tb" + suffix if i == "ids" and lstm else name(i) for i in node.input]
         copy.output[:] = [name(o) for o in node.output]
         nodes.append(copy)
     inputs = [helper.make_tensor_value_info("ids" + suffix, TensorProto.INT64, ["B", "T" + suffix]),
@@ -68,16 +71,21 @@ def onnx_classifier_model(model: StudentClassifier) -> onnx.ModelProto:
                   helper.make_node("Abs", ["h_sub"], ["h_abs"]),
                   helper.make_node("Concat", ["h", "h2", "h_mul", "h_abs"], ["features"], axis=1)]
         features = "features"
-    fc1, fc2 = model.classifier_layers()
-    for layer, prefix in ((fc1, "fc1"), (fc2, "fc2")):
-        inits += [numpy_helper.from_array(layer.weight.detach().float().numpy(), f"{prefix}_w"),
-                  numpy_helper.from_array(layer.bias.detach().float().numpy(), f"{prefix}_b")]
-    nodes += [helper.make_node("Gemm", [features, "fc1_w", "fc1_b"], ["fc1_out"], transB=1),
-              helper.make_node("Relu", ["fc1_out"], ["fc1_relu"]),
-              helper.make_node("Gemm", ["fc1_relu", "fc2_w", "fc2_b"], ["logits"], transB=1),
-              helper.make_node("Softmax", ["logits"], ["probs"], axis=1)]
+    layers = model.classifier_layers()  # a ReLU between consecutive layers
+    for i, layer in enumerate(layers, 1):
+        inits += [numpy_helper.from_array(layer.weight.detach().float().numpy(), f"fc{i}_w"),
+                  numpy_helper.from_array(layer.bias.detach().float().numpy(), f"fc{i}_b")]
+    x = features
+    for i in range(1, len(layers) + 1):
+        if i == len(layers):
+            nodes.append(helper.make_node("Gemm", [x, f"fc{i}_w", f"fc{i}_b"], ["logits"], transB=1))
+        else:
+            nodes += [helper.make_node("Gemm", [x, f"fc{i}_w", f"fc{i}_b"], [f"fc{i}_out"], transB=1),
+                      helper.make_node("Relu", [f"fc{i}_out"], [f"fc{i}_relu"])]
+            x = f"fc{i}_relu"
+    nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=1))
     C = model.cfg.num_labels
-    graph = helper.make_graph(nodes, "bilstm_student", inputs,
+    graph = helper.make_graph(nodes, f"{model.cfg.arch}_student", inputs,
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", C]),
                                helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["B", C])], inits)
     out = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="bilstm-distill")
@@ -99,7 +107,7 @@ def export_description(model: StudentClassifier, vocab: Vocab, task: Task, kind:
         },
         "vocab": {"file": VOCAB_FILE, "size": len(vocab), "pad": PAD, "pad_id": vocab.pad_id, "unk": UNK,
                   "unk_id": vocab.unk_id},
-        "max_length": None,  # the BiLSTM reads every token of a text, as in training and evaluate (no truncation)
+        "max_length": None,  # the student reads every token of a text, as in training and evaluate (no truncation)
         "model": {"file": MODEL_FILE, "opset": OPSET,
                   "inputs": (["ids", "lengths", "ids2", "lengths2"] if pair else ["ids", "lengths"]),
                   "outputs": ["logits", "probs"],

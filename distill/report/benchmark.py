@@ -4,14 +4,19 @@ Timing protocol: each path first runs once on a small slice (warm-up: allocator,
 excluded), then the whole input `repeats` times; the median is reported. The teacher is measured ONCE on the whole
 input (`teacher_repeats` = 1): on a CPU it takes minutes (~150 s for SST-2 with MiniLM), and its run-to-run
 spread is small next to the student/teacher ratio being measured.
-Student paths: "fast" (distill.inference.fast with its best cell, normally "fused": the whole recurrence in C,
-batches spread over the cores, CPU), "onnxruntime" (the encoder as an ONNX LSTM graph, CPU), "reference" (the nn.LSTM model
-with packed sequences); all are timed on the same input, their logits cross-checked against the reference, and the
-fastest is the reported student. On CUDA the reference model runs on the GPU (cuDNN).
-The fast path's `gflops` is the recurrence's matmul work (every token, both directions, h W_hh^T) over its
-seconds, beside `peak_gflops`, one core's measured fp32 peak (a large torch matmul on one thread) and, with the
-fused cell, `fma_peak_gflops` (its build's FMA throughput on one core); the fast path ran on `fast_threads`
-threads, so `gflops_per_core` is the figure to hold against the peaks.
+Student paths: "fast" (the BiLSTM: distill.inference.fast with its best cell, normally "fused": the whole
+recurrence in C, batches spread over the cores; the cnn, bow and linear students: distill.inference.pooled, over
+each text's own tokens, the cnn's convolution and the linear output layer folded into per-word tables; CPU),
+"onnxruntime" (the BiLSTM's encoder as an ONNX LSTM graph; the other archs' whole exported graph; CPU), "reference"
+(the torch model over padded batches); all are timed on the same input, their logits cross-checked against the
+reference, and the fastest is the reported student. On CUDA the reference model runs on the GPU (cuDNN).
+The fast path's `gflops` is its work over its seconds: for the BiLSTM the recurrence's matmul work (every token,
+both directions, h W_hh^T: `recurrent_gflop`), for the others the model's multiply-adds as
+distill.inference.arithmetic counts them (`model_gflop`; a folded path does most of them once per vocabulary word,
+not per token, so its figure can pass the peak), beside `peak_gflops`, one core's measured fp32 peak (a large torch
+matmul on one thread) and `fma_peak_gflops` (the fused kernel's build's FMA throughput on one core, where it
+builds); the fast path ran on `fast_threads` threads, so `gflops_per_core` is the figure to hold against the
+peaks.
 Reduced precision (`benchmark.precision` other than exact; never chosen on its own): the fast path with a bf16 or
 int8 recurrent product is ALSO timed, right after the exact paths in the same run, and reported apart under
 `reduced` (never as the student): its timings, speed-up over the teacher, logit distance to the reference and to
@@ -31,8 +36,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from distill.inference.arithmetic import student_macs
 from distill.inference.fast import FastStudent, FastTokenizer, recurrent_flop, torch_threads
-from distill.inference.onnx import OnnxStudent
+from distill.inference.kernels import compiled_fused
+from distill.inference.pooled import fast_student, onnx_student
 from distill.io import UserError, check_published
 from distill.runtime import cpu_vector_flags, device_name, usable_cores
 from distill.student.batching import pad_rows
@@ -96,6 +103,14 @@ def student_tokens(vocab: Vocab, first: Sequence[str], second: Sequence[str] | N
     tokenizer = FastTokenizer(vocab)
     return sum(int(np.maximum(tokenizer.encode_batch(texts)[1], 1).sum()) for texts in (first, second)
                if texts is not None)
+
+
+def model_flop(model: StudentClassifier, vocab: Vocab, first: Sequence[str], second: Sequence[str] | None = None
+               ) -> int:
+    """2 x the multiply-adds of every example (distill.inference.arithmetic.student_macs), an empty text one token."""
+    tokenizer = FastTokenizer(vocab)
+    lengths = [tokenizer.encode_batch(texts)[1] for texts in (first, second) if texts is not None]
+    return 2 * sum(student_macs(model.cfg, [int(n) for n in row]) for row in zip(*lengths))
 
 
 def _head(texts: Sequence[str] | None) -> list[str] | None:
@@ -182,9 +197,9 @@ def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[st
     ref_model = (model if device.type == "cpu" else copy.deepcopy(model).to(device)).eval()
     paths["reference"] = lambda a, b: reference_logits(ref_model, vocab, a, b, batch_size, progress)
     if device.type == "cpu":  # the fast path is a CPU implementation
-        fast = FastStudent(model, vocab)
+        fast = fast_student(model, vocab)
         paths["fast"] = lambda a, b: fast.logits(a, b, batch_size, progress)
-        onnx = OnnxStudent(model, vocab)
+        onnx = onnx_student(model, vocab)
         paths["onnxruntime"] = lambda a, b: onnx.logits(a, b, batch_size, progress)
     results, outputs = {}, {}
     for name, fn in paths.items():
@@ -198,17 +213,24 @@ def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[st
     best = min(results, key=lambda k: results[k]["seconds"])
     extra = {}
     if device.type == "cpu":
-        flop = recurrent_flop(student_tokens(vocab, first, second), model.cfg.hidden)
-        extra = {"cell": fast.cell, "isa": fast.isa, "fast_threads": fast.threads, "recurrent_gflop": flop / 1e9,
-                 "gflops": flop / results["fast"]["seconds"] / 1e9, "peak_gflops": fp32_peak_gflops()}
+        extra = {"cell": fast.cell, "isa": fast.isa, "fast_threads": fast.threads}
+        if model.cfg.arch == "bilstm":
+            flop = recurrent_flop(student_tokens(vocab, first, second), model.cfg.hidden)
+            extra["recurrent_gflop"] = flop / 1e9
+            kernel = fast.kernel
+        else:
+            flop = model_flop(model, vocab, first, second)
+            extra["model_gflop"] = flop / 1e9
+            kernel = compiled_fused("auto")  # only for its measure of the core's FMA peak
+        extra.update({"gflops": flop / results["fast"]["seconds"] / 1e9, "peak_gflops": fp32_peak_gflops()})
         extra["gflops_per_core"] = extra["gflops"] / min(fast.threads, usable_cores())
-        if fast.kernel is not None:
-            extra["fma_peak_gflops"] = fast.kernel.fma_peak_gflops()
+        if kernel is not None:
+            extra["fma_peak_gflops"] = kernel.fma_peak_gflops()
         if precision != "exact":
             extra["reduced"] = benchmark_reduced(model, vocab, precision, first, second, batch_size, repeats,
                                                  outputs, dev, log)
-    return {"paths": results, "max_abs_logit_diff_vs_reference": diff, "path": best, **results[best],
-            **student_parameters(model), **extra}
+    return {"arch": model.cfg.arch, "paths": results, "max_abs_logit_diff_vs_reference": diff, "path": best,
+            **results[best], **student_parameters(model), **extra}
 
 
 def benchmark_teacher(model, tokenizer, first: Sequence[str], second: Sequence[str] | None, batch_size: int,
@@ -229,10 +251,11 @@ def benchmark_teacher(model, tokenizer, first: Sequence[str], second: Sequence[s
 def time_fast_path(model: StudentClassifier, vocab: Vocab, first: Sequence[str], second: Sequence[str] | None,
                    batch_size: int, repeats: int) -> dict:
     """The fast CPU path alone (e.g. the baseline, which has the student's architecture but its own vocabulary)."""
-    fast = FastStudent(model, vocab)
+    fast = fast_student(model, vocab)
     fast.logits(_head(first), _head(second), batch_size)  # warm-up, not timed
     times, _ = time_runs(lambda: fast.logits(first, second, batch_size), repeats, torch.device("cpu"))
-    return {**summary(times, len(first) * (2 if second is not None else 1)), "path": "fast"}
+    return {**summary(times, len(first) * (2 if second is not None else 1)), "path": "fast",
+            "arch": model.cfg.arch}
 
 
 def run_benchmark(first: Sequence[str], second: Sequence[str] | None, student: tuple[StudentClassifier, Vocab],
@@ -242,6 +265,9 @@ def run_benchmark(first: Sequence[str], second: Sequence[str] | None, student: t
     "exact" (nothing more), or a reduced precision to time as well (see the module doc; CPU only)."""
     if precision != "exact" and device.type != "cpu":
         raise UserError(f"benchmark.precision {precision}: the reduced-precision path is a CPU kernel; use --device cpu")
+    if precision != "exact" and student[0].cfg.arch != "bilstm":
+        raise UserError(f"benchmark.precision {precision}: the reduced-precision path is the BiLSTM's fused kernel, "
+                        f"and this student is a {student[0].cfg.arch}; set benchmark.precision to exact")
     first = list(first)
     second = list(second) if second is not None else None
     result = {
@@ -271,7 +297,8 @@ def speed_metrics(result: dict, task: str) -> dict:
     (rotten_tomatoes.student.sentences_per_s), so no name is shared with another file; device, timings and paths
     stay in the report."""
     s = result["student"]
-    student = {"sentences_per_s": round(s["sentences_per_s"], 1), "params_m": round(s["params_m"], 3)}
+    student = {"arch": s["arch"], "sentences_per_s": round(s["sentences_per_s"], 1),
+               "params_m": round(s["params_m"], 3)}
     if "gflops" in s:
         student["gflops"] = round(s["gflops"], 1)
     out: dict = {"student": student}
@@ -280,7 +307,8 @@ def speed_metrics(result: dict, task: str) -> dict:
         out = {"speedup": round(result["speedup"], 1), "params_ratio": round(result["params_ratio"], 1), **out,
                "teacher": {"sentences_per_s": round(t["sentences_per_s"], 1), "params_m": round(t["params_m"], 3)}}
     if "baseline" in result:
-        out["baseline"] = {"sentences_per_s": round(result["baseline"]["sentences_per_s"], 1)}
+        out["baseline"] = {"arch": result["baseline"]["arch"],
+                           "sentences_per_s": round(result["baseline"]["sentences_per_s"], 1)}
     if "reduced" in result:  # only when benchmark.precision asked for it
         r = result["reduced"]
         out["reduced"] = {"sentences_per_s": round(r["sentences_per_s"], 1)}

@@ -1,4 +1,4 @@
-"""The BiLSTM stages' params (teacher_vectors, train_student, train_baseline): all of the `student` section."""
+"""The student stages' params (teacher_vectors, train_student, train_baseline): all of the `student` section."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,10 +7,11 @@ from distill.config import Params, auto_or_boolean, auto_or_boolean_cli, boolean
     probability
 
 EMBEDDING_SOURCES = ("word2vec-google-news-300", "glove-6b-50d", "teacher", "random")
+ARCHS = ("bilstm", "cnn", "bow", "linear")  # distill.student.model builds each
 
 
 def embeddings_field():
-    return param(choice(*EMBEDDING_SOURCES), "Initial word vectors of the BiLSTMs: word2vec-google-news-300 (the "
+    return param(choice(*EMBEDDING_SOURCES), "Initial word vectors of the students: word2vec-google-news-300 (the "
                  "paper's; needs internet), glove-6b-50d (offline), teacher (the fine-tuned teacher's input "
                  "embeddings), random.", key="student.embeddings")
 
@@ -26,8 +27,13 @@ class BaselineParams(Params):
     section = "student"
     embeddings: str = embeddings_field()
     multichannel: bool = param(boolean, "Frozen + trainable embedding copies, concatenated (Kim 2014).")
-    hidden: int = param(integer(1), "BiLSTM hidden units per direction (paper: 150 or 300).")
-    fc: int = param(integer(1), "ReLU layer width (paper: 200 or 400).")
+    arch: str = param(choice(*ARCHS), "The student's encoder: bilstm (the paper's), cnn (Kim 2014: filter widths "
+                      "3, 4, 5, max over time), bow (mean and max of the embeddings, fastText-like) or linear (the "
+                      "mean of the embeddings into the output layer, no hidden FC); pairs use the same siamese "
+                      "features with each.")
+    hidden: int = param(integer(1), "BiLSTM hidden units per direction (paper: 150 or 300); arch bilstm only.")
+    filters: int = param(integer(1), "CNN feature maps per filter width (Kim 2014: 100); arch cnn only.")
+    fc: int = param(integer(1), "ReLU layer width (paper: 200 or 400); every arch but linear.")
     lr: float = param(number(0, lo_open=True), "AdaDelta learning rate.")
     rho: float = param(number(0, 1), "AdaDelta rho.")
     batch_size: int = param(integer(1), "Training batch size (per task).", per_task=True)

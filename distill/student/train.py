@@ -1,4 +1,4 @@
-"""Training the BiLSTM student (§3.2) and the CE-only baseline (Table 1 row 7).
+"""Training the student (§3.2; the paper's BiLSTM or another `arch`) and the CE-only baseline (Table 1 row 7).
 
 Loss L = alpha * CE(z_S, t) + (1 - alpha) * ||z_B - z_S||^2 (squared error summed over classes, mean over the
 batch); t is the gold label for original rows and the teacher's argmax for synthetic ones. AdaDelta (lr 1.0,
@@ -164,13 +164,16 @@ def fit(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, cfg: BaselineP
     vectors, emb_info = build_embeddings(cfg.embeddings, vocab, cfg.seed, teacher_vectors)
     log.info("vocabulary %d words; %s embeddings %d-d cover %.1f%% of it", len(vocab), emb_info["embeddings"],
              emb_info["embedding_dim"], 100 * emb_info["coverage"])
-    arch = StudentConfig(vocab_size=len(vocab), embedding_dim=emb_info["embedding_dim"], hidden=cfg.hidden,
-                         fc=cfg.fc, num_labels=task.num_labels, pair=task.is_pair, multichannel=cfg.multichannel,
-                         embeddings=emb_info["embeddings"])
+    arch = StudentConfig(vocab_size=len(vocab), embedding_dim=emb_info["embedding_dim"],
+                         hidden=cfg.hidden if cfg.arch == "bilstm" else 0, fc=cfg.fc if cfg.arch != "linear" else 0,
+                         num_labels=task.num_labels, pair=task.is_pair, multichannel=cfg.multichannel,
+                         embeddings=emb_info["embeddings"], arch=cfg.arch,
+                         filters=cfg.filters if cfg.arch == "cnn" else 0)  # widths the arch has no use for: 0
     torch.manual_seed(cfg.seed)  # same seed -> student and baseline start from the same kind of init
     model = StudentClassifier(arch, torch.from_numpy(vectors))
     params = {"total": count_parameters(model), "without_embeddings": count_parameters(model, False)}
-    log.info("model: %d parameters (%d without embeddings)", params["total"], params["without_embeddings"])
+    log.info("model: %s, %d parameters (%d without embeddings)", arch.arch, params["total"],
+             params["without_embeddings"])
 
     train_data = Dataset(vocab, train_texts, targets, teacher)
     dev_data = Dataset(vocab, texts_of(dev_df, task))
