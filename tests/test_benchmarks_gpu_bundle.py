@@ -19,13 +19,14 @@ def test_stage_commands_are_dvc_yamls_stages_in_dependency_order():
     def at(script: str) -> int:
         return next(i for i, c in enumerate(commands) if script in c)
 
-    for before, after in [("download.py", "postag.py"), ("postag.py", "augment.py"),
-                          ("augment.py", "teacher_logits.py"), ("finetune_teacher.py", "teacher_logits.py"),
-                          ("teacher_logits.py", "train.py student"), ("train.py student", "export.py"),
-                          ("train.py baseline", "evaluate.py"), ("export.py", "benchmark.py"),
-                          ("evaluate.py", "benchmark.py")]:
+    for before, after in [("stages.download ", "stages.postag "), ("stages.postag ", "stages.augment "),
+                          ("stages.augment ", "stages.teacher_logits "),
+                          ("stages.finetune_teacher ", "stages.teacher_logits "),
+                          ("stages.teacher_logits ", "stages.train student"), ("stages.train student", "stages.export "),
+                          ("stages.train baseline", "stages.evaluate "), ("stages.export ", "stages.benchmark "),
+                          ("stages.evaluate ", "stages.benchmark ")]:
         assert at(before) < at(after), (before, after)
-    assert "report.py" in commands[-1]
+    assert "stages.report " in commands[-1]
 
 
 def test_stage_commands_refuse_a_cycle(tmp_path):

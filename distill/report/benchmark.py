@@ -139,9 +139,9 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float((a.argmax(1) == b.argmax(1)).mean()) if len(a) else 1.0
 
 
-def dev_scores(exact: FastStudent, reduced: FastStudent, dev: tuple, batch_size: int) -> dict:
-    """Both fast paths on the labelled dev rows dev = (first, second or None, labels): accuracies, agreement."""
-    first, second, labels = dev
+def dev_scores(exact: FastStudent, reduced: FastStudent, dev_rows: tuple, batch_size: int) -> dict:
+    """Both fast paths on the labelled dev rows (first, second or None, labels): accuracies, agreement."""
+    first, second, labels = dev_rows
     want, got = (fast.logits(first, second, batch_size) for fast in (exact, reduced))
     labels = np.asarray(labels)
     accuracy = lambda out: float((out.argmax(1) == labels).mean()) if len(labels) else 0.0  # noqa: E731
@@ -153,7 +153,7 @@ def dev_scores(exact: FastStudent, reduced: FastStudent, dev: tuple, batch_size:
 
 def benchmark_reduced(model: StudentClassifier, vocab: Vocab, precision: str, first: Sequence[str],
                       second: Sequence[str] | None, batch_size: int, repeats: int, outputs: dict,
-                      dev: tuple | None, log=None) -> dict:
+                      dev_rows: tuple | None, log=None) -> dict:
     """The reduced-precision fast path, timed like the others; compared with the exact paths' `outputs`."""
     reduced = FastStudent(model, vocab, precision=precision)
     reduced.logits(_head(first), _head(second), batch_size)  # warm-up, not timed
@@ -164,8 +164,8 @@ def benchmark_reduced(model: StudentClassifier, vocab: Vocab, precision: str, fi
            "max_abs_logit_diff_vs_reference": float(np.abs(got - ref).max()) if len(ref) else 0.0,
            "max_abs_logit_diff_vs_exact": float(np.abs(got - exact).max()) if len(ref) else 0.0,
            "argmax_agreement_with_exact": agreement(got, exact)}
-    if dev is not None:
-        out["dev"] = dev_scores(FastStudent(model, vocab), reduced, dev, batch_size)
+    if dev_rows is not None:
+        out["dev"] = dev_scores(FastStudent(model, vocab), reduced, dev_rows, batch_size)
     if log:
         log.info("student fast, %s: %.3f s (median of %d)", reduced.precision, out["seconds"], len(times))
     return out
@@ -173,9 +173,9 @@ def benchmark_reduced(model: StudentClassifier, vocab: Vocab, precision: str, fi
 
 def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[str], second: Sequence[str] | None,
                       batch_size: int, repeats: int, device: torch.device, progress: bool = False,
-                      log=None, precision: str = "exact", dev: tuple | None = None) -> dict:
+                      log=None, precision: str = "exact", dev_rows: tuple | None = None) -> dict:
     """Time every student path on the same input, check they agree, report the fastest as the student; with a
-    reduced `precision`, also the reduced fast path (under "reduced"; dev = labelled dev rows, see dev_scores)."""
+    reduced `precision`, also the reduced fast path (under "reduced"; dev_rows: see dev_scores)."""
     n_sent = len(first) * (2 if second is not None else 1)
     paths: dict[str, Callable] = {}
     # a copy on the device: the CPU paths (here and the service benchmark's) keep reading the model's CPU weights
@@ -206,7 +206,7 @@ def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[st
             extra["fma_peak_gflops"] = fast.kernel.fma_peak_gflops()
         if precision != "exact":
             extra["reduced"] = benchmark_reduced(model, vocab, precision, first, second, batch_size, repeats,
-                                                 outputs, dev, log)
+                                                 outputs, dev_rows, log)
     return {"paths": results, "max_abs_logit_diff_vs_reference": diff, "path": best, **results[best],
             **student_parameters(model), **extra}
 
@@ -237,7 +237,8 @@ def time_fast_path(model: StudentClassifier, vocab: Vocab, first: Sequence[str],
 
 def run_benchmark(first: Sequence[str], second: Sequence[str] | None, student: tuple[StudentClassifier, Vocab],
                   teacher: tuple | None, batch_size: int, repeats: int, max_length: int, device: torch.device,
-                  progress: bool = True, log=None, precision: str = "exact", dev: tuple | None = None) -> dict:
+                  progress: bool = True, log=None, precision: str = "exact", dev_rows: tuple | None = None
+                  ) -> dict:
     """The benchmark report. `teacher` = (model, tokenizer) already on `device`, or None to skip it. precision:
     "exact" (nothing more), or a reduced precision to time as well (see the module doc; CPU only)."""
     if precision != "exact" and device.type != "cpu":
@@ -250,7 +251,7 @@ def run_benchmark(first: Sequence[str], second: Sequence[str] | None, student: t
         "sentences": len(first) * (2 if second is not None else 1), "pair": second is not None,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "student": benchmark_student(*student, first, second, batch_size, repeats, device, progress=False, log=log,
-                                     precision=precision, dev=dev),
+                                     precision=precision, dev_rows=dev_rows),
     }
     reduced = result["student"].pop("reduced", None)
     if reduced is not None:
