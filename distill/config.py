@@ -3,9 +3,10 @@ The classes live beside the code that uses them (distill/<phase>/params.py); thi
 
 Each field names its params.yaml key (default `<section>.<field>`), its help text and its rule: the only place a
 setting is written. The stage CLIs take no option per setting: `--set KEY=VALUE` (repeatable, KEY a params.yaml
-key, VALUE YAML as in params.yaml) overrides any key the stage reads, and `--help` lists them from the classes
-(`settings_help`). `load(Cls, task, params_file, settings)` reads the file once, resolves per-task values, applies
-the `--set` values and validates everything before any data is read, so a bad value fails in one line:
+key, VALUE YAML as in params.yaml; `parse_settings`) overrides any key the stage reads, and `--help` lists them
+from the classes (distill.cli.settings_help). `load(Cls, task, params_file, settings)` reads the file once, resolves
+per-task values, applies the `--set` values and validates everything before any data is read, so a bad value
+fails in one line:
 `params.yaml: student.hidden must be an integer >= 1, got 0`, `--set student.hidden must be an integer >= 1, got 0`.
 
 Per-task values are mappings keyed by task name (`n_iter: {rotten_tomatoes: 20, qqp: 10}`), so dvc.yaml can
@@ -79,7 +80,9 @@ def positive_numbers(v) -> str | None:
 
 
 def sha256_or_empty(v) -> str | None:
-    if not isinstance(v, str) or (v and (len(v) != 64 or any(c not in "0123456789abcdef" for c in v.lower()))):
+    if not isinstance(v, str):  # e.g. 64 decimal digits, which YAML reads as a number
+        return 'must be "" or a 64-digit hex sha256 (a string: quote it in YAML)'
+    if v and (len(v) != 64 or any(c not in "0123456789abcdef" for c in v.lower())):
         return 'must be "" or a 64-digit hex sha256'
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import pandas as pd
 import torch
 import typer
 
@@ -26,7 +25,8 @@ from distill.inference.kernels import lowp_build_for
 from distill.inference.predictor import ServingError
 from distill.io import UserError, get_logger, publish, read_parquet, run_cli, write_csv, write_json
 from distill.layout import LABEL, MODEL_KINDS, TaskPaths
-from distill.report.benchmark import run_benchmark, scored_accuracy, speed_metrics, time_fast_path
+from distill.report.benchmark import chart_tables, log_summary, run_benchmark, scored_accuracy, speed_metrics, \
+    time_fast_path
 from distill.report.params import BenchmarkParams
 from distill.student.model import load_student
 from distill.tasks import Task, load_task
@@ -63,12 +63,12 @@ def main(
     if not (export_dir / "model.onnx").is_file():
         raise UserError(f"{export_dir}: no exported student; run the export stage first (dvc repro export@{task_name})")
     latency_columns = [c[:cfg.latency_sentences] for c in texts_of(read_split(paths, task, task.dev_split), task)]
-    df = read_parquet(paths.train, columns=list(task.text_columns))
+    train_df = read_parquet(paths.train, columns=list(task.text_columns))
     if cfg.max_sentences:
-        df = df.iloc[:cfg.max_sentences]
-    first = df[task.text_columns[0]].astype(str).tolist()
-    second = df[task.text_columns[1]].astype(str).tolist() if task.is_pair else None
-    log.info("read %s (%d rows%s)", paths.train, len(df), ", pairs: both sentences" if task.is_pair else "")
+        train_df = train_df.iloc[:cfg.max_sentences]
+    first = train_df[task.text_columns[0]].astype(str).tolist()
+    second = train_df[task.text_columns[1]].astype(str).tolist() if task.is_pair else None
+    log.info("read %s (%d rows%s)", paths.train, len(train_df), ", pairs: both sentences" if task.is_pair else "")
     student = load_student(paths.model("student"))
     teacher = None if skip_teacher else load_teacher(paths.model("teacher"), device)
     log.info("read %s%s", paths.model("student"), "" if skip_teacher else f" and {paths.model('teacher')}")
@@ -85,32 +85,16 @@ def main(
     report["task"] = task_name
     speed = speed_metrics(report, task_name)
     speed[task_name].update(latency_metrics(report["service"]))
-    curve = pd.DataFrame(report["service"]["throughput_vs_batch"])[["model", "batch_size", "sentences_per_s"]]
-    curve["sentences_per_s"] = curve["sentences_per_s"].round(1)
-    rows = [{"model": kind, "sentences_per_s": round(report[kind]["sentences_per_s"], 1),
-             "dev_accuracy": dev_accuracy[kind]} for kind in MODEL_KINDS if kind in report]
-    with publish(paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv",
-                 paths.plots / "throughput_vs_batch.csv") as (s, r, p, c):
-        write_json(speed, s)
-        write_json(report, r)
-        write_csv(pd.DataFrame(rows), p)
-        write_csv(curve, c)
-    st = report["student"]
-    log.info("student (%s): %.3f s, %.0f sentences/s%s", st["path"], st["seconds"], st["sentences_per_s"],
-             f"; teacher {report['teacher']['seconds']:.1f} s; speed-up {report['speedup']:.0f}x"
-             if teacher is not None else "")
-    if "reduced" in report:
-        r = report["reduced"]
-        log.info("reduced precision (%s): %.3f s%s; dev accuracy %.4f (exact %.4f)", r["build"], r["seconds"],
-                 f", speed-up {r['speedup']:.0f}x" if "speedup" in r else "", r["dev"]["accuracy"],
-                 r["dev"]["exact_accuracy"])
-    lat = speed[task_name]["latency"]
-    log.info("batch 1, p99: student onnx %.3f ms, fast %.3f ms%s", lat["student_onnx"]["p99_ms"],
-             lat["student_fast"]["p99_ms"], f", teacher {lat['teacher']['p99_ms']:.2f} ms "
-             f"({lat['teacher_over_student_onnx_p99']:.0f}x the student's)" if "teacher" in lat else "")
-    log.info("wrote %s, %s, %s and %s", paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv",
-             paths.plots / "throughput_vs_batch.csv")
-
+    accuracy_vs_speed, throughput = chart_tables(report, dev_accuracy)
+    outs = (paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv",
+            paths.plots / "throughput_vs_batch.csv")
+    with publish(*outs) as (speed_tmp, report_tmp, accuracy_tmp, throughput_tmp):
+        write_json(speed, speed_tmp)
+        write_json(report, report_tmp)
+        write_csv(accuracy_vs_speed, accuracy_tmp)
+        write_csv(throughput, throughput_tmp)
+    log_summary(log, report, speed[task_name])
+    log.info("wrote %s, %s, %s and %s", *outs)
 
 def check_precision_here(precision: str, device: torch.device) -> None:
     """A reduced precision this device cannot run natively is a one-line error, before any data is read."""

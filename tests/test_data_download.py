@@ -65,7 +65,10 @@ def test_stage_over_http(glue_server, tmp_path):
 def test_stage_writes_all_files_or_none(glue_server, tmp_path):
     url, sha, _ = glue_server
     data = tmp_path / "data" / "sst2"
-    proc = run_stage("download.py", *stage_args(tmp_path, url, "0" * 64), check=False)
+    proc = run_stage("download.py", *stage_args(tmp_path, url, "0" * 64), check=False)  # YAML reads a number
+    assert one_line_error(proc).endswith('--set download.archive_sha256 must be "" or a 64-digit hex sha256 (a '
+                                         'string: quote it in YAML), got 0')
+    proc = run_stage("download.py", *stage_args(tmp_path, url, f'"{"0" * 64}"'), check=False)
     assert "sha256 mismatch" in one_line_error(proc)
     assert not data.exists() or not any(data.iterdir())
     run_stage("download.py", *stage_args(tmp_path, url, sha))

@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from distill.inference.fast import FastStudent, FastTokenizer, recurrent_flop, torch_threads
 from distill.inference.onnx import OnnxStudent
 from distill.io import UserError
+from distill.layout import MODEL_KINDS
 from distill.runtime import cpu_vector_flags, device_name, usable_cores
 from distill.student.batching import pad_rows
 from distill.student.model import StudentClassifier, count_parameters
@@ -290,6 +292,34 @@ def speed_metrics(result: dict, task: str) -> dict:
         if "dev" in r:
             out["reduced"]["dev_accuracy"] = round(r["dev"]["accuracy"], 4)
     return {task: out}
+
+
+def chart_tables(result: dict, dev_accuracy: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The benchmark's two charts: plots/accuracy_vs_speed.csv (Table 1 x Table 2: each timed model's dev accuracy
+    and sentences/s) and plots/throughput_vs_batch.csv (the service benchmark's curve)."""
+    rows = [{"model": kind, "sentences_per_s": round(result[kind]["sentences_per_s"], 1),
+             "dev_accuracy": dev_accuracy[kind]} for kind in MODEL_KINDS if kind in result]
+    curve = pd.DataFrame(result["service"]["throughput_vs_batch"])[["model", "batch_size", "sentences_per_s"]]
+    curve["sentences_per_s"] = curve["sentences_per_s"].round(1)
+    return pd.DataFrame(rows), curve
+
+
+def log_summary(log, result: dict, latency: dict) -> None:
+    """The benchmark's headline figures, one log line each: the student (and teacher), the reduced precision when
+    timed, batch-1 p99 latency (`latency`: speed.json's figures, inference.benchmark.latency_metrics)."""
+    s = result["student"]
+    log.info("student (%s): %.3f s, %.0f sentences/s%s", s["path"], s["seconds"], s["sentences_per_s"],
+             f"; teacher {result['teacher']['seconds']:.1f} s; speed-up {result['speedup']:.0f}x"
+             if "teacher" in result else "")
+    if "reduced" in result:
+        r = result["reduced"]
+        log.info("reduced precision (%s): %.3f s%s; dev accuracy %.4f (exact %.4f)", r["build"], r["seconds"],
+                 f", speed-up {r['speedup']:.0f}x" if "speedup" in r else "", r["dev"]["accuracy"],
+                 r["dev"]["exact_accuracy"])
+    p99 = latency["latency"]
+    log.info("batch 1, p99: student onnx %.3f ms, fast %.3f ms%s", p99["student_onnx"]["p99_ms"],
+             p99["student_fast"]["p99_ms"], f", teacher {p99['teacher']['p99_ms']:.2f} ms "
+             f"({p99['teacher_over_student_onnx_p99']:.0f}x the student's)" if "teacher" in p99 else "")
 
 
 def scored_accuracy(path: Path, task: str, kind: str, split: str) -> float:
