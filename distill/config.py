@@ -1,10 +1,13 @@
 """params.yaml as typed, validated, frozen configs: one class per stage, listing exactly the params it reads.
 The classes live beside the code that uses them (distill/<phase>/params.py); this module is their machinery.
 
-Each field names its params.yaml key (default `<section>.<field>`), its help text (the stage CLIs show it) and
-its rule. `load(Cls, task)` reads the file once, resolves per-task values, applies command-line overrides
-(None = not given) and validates everything before any data is read, so a bad value fails in one line:
-`params.yaml: student.hidden must be an integer >= 1, got 0`.
+Each field names its params.yaml key (default `<section>.<field>`), its help text and its rule: the only place a
+setting is written. The stage CLIs take no option per setting: `--set KEY=VALUE` (repeatable, KEY a params.yaml
+key, VALUE YAML as in params.yaml; `parse_settings`) overrides any key the stage reads, and `--help` lists them
+from the classes (distill.cli.settings_help). `load(Cls, task, params_file, settings)` reads the file once, resolves
+per-task values, applies the `--set` values and validates everything before any data is read, so a bad value
+fails in one line:
+`params.yaml: student.hidden must be an integer >= 1, got 0`, `--set student.hidden must be an integer >= 1, got 0`.
 
 Per-task values are mappings keyed by task name (`n_iter: {rotten_tomatoes: 20, qqp: 10}`), so dvc.yaml can
 track `augment.n_iter.${item}` and a change for one task re-runs only that task's stages. The `runtime` section
@@ -16,7 +19,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from ruamel.yaml import YAML, YAMLError
 
@@ -59,16 +62,6 @@ def auto_or_boolean(v) -> str | None:
         return "must be auto, true or false"
 
 
-def auto_or_boolean_cli(value: str):
-    """A command-line auto / true / false (also on/off, yes/no, 1/0) for an auto_or_boolean field."""
-    lowered = value.strip().lower()
-    if lowered in ("true", "on", "yes", "1"):
-        return True
-    if lowered in ("false", "off", "no", "0"):
-        return False
-    return lowered  # "auto", or anything else, which fails the rule with the param's own message
-
-
 def text(v) -> str | None:
     if not isinstance(v, str):
         return "must be a string (quote it in YAML)"
@@ -87,7 +80,9 @@ def positive_numbers(v) -> str | None:
 
 
 def sha256_or_empty(v) -> str | None:
-    if not isinstance(v, str) or (v and (len(v) != 64 or any(c not in "0123456789abcdef" for c in v.lower()))):
+    if not isinstance(v, str):  # e.g. 64 decimal digits, which YAML reads as a number
+        return 'must be "" or a 64-digit hex sha256 (a string: quote it in YAML)'
+    if v and (len(v) != 64 or any(c not in "0123456789abcdef" for c in v.lower())):
         return 'must be "" or a 64-digit hex sha256'
 
 
@@ -99,17 +94,9 @@ def _range(lo, hi, lo_open=False) -> str:
     return f" <= {hi}" if hi is not None else ""
 
 
-def param(rule: Callable, help: str, key: str | None = None, per_task: bool = False, cli=None):
-    """A config field: its rule, help text, params.yaml key and whether it may be given per task.
-    `cli` converts a command-line string (e.g. a comma-separated list) before validation."""
-    return field(metadata={"rule": rule, "help": help, "key": key, "per_task": per_task, "cli": cli})
-
-
-def positive_floats(value: str) -> list:
-    try:
-        return [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        return [value]  # fails the rule with the param's own message
+def param(rule: Callable, help: str, key: str | None = None, per_task: bool = False):
+    """A config field: its rule, help text, params.yaml key and whether it may be given per task."""
+    return field(metadata={"rule": rule, "help": help, "key": key, "per_task": per_task})
 
 
 # ---- the configs --------------------------------------------------------------------------------------------------
@@ -130,10 +117,6 @@ class Params:
         return f.metadata["key"] or f"{cls.section}.{name}"
 
     @classmethod
-    def help(cls, name: str) -> str:
-        return cls.__dataclass_fields__[name].metadata["help"] + f" Default: params.yaml {cls.key(name)}."
-
-    @classmethod
     def tracked_keys(cls, task: str = "${item}") -> list[str]:
         """The dotted params.yaml keys this stage reads, per-task ones down to the task's entry (for dvc.yaml)."""
         return [cls.key(f.name) + (f".{task}" if f.metadata["per_task"] else "") for f in dataclasses.fields(cls)] + [
@@ -143,17 +126,51 @@ class Params:
         """Rules that tie several fields together."""
 
 
+# ---- the runtime section: performance knobs ----------------------------------------------------------------------
+# No stage declares them to DVC: they change how fast, never what (up to float summation order, see the README).
+# One class per reader, like the stage configs, so each stage's --set and --help offer exactly the knobs it reads;
+# all of them live here, so every stage knows the section's keys.
+def threads_field():
+    return param(integer(0), "torch threads (0 = OMP_NUM_THREADS if set, else every usable core).",
+                 key="runtime.threads")
+
+
+def eval_batch_size_field():
+    return param(integer(1), "Inference batch size of evaluate and predict.", key="runtime.eval_batch_size")
+
+
 @dataclass(frozen=True)
-class RuntimeParams(Params):
-    """Performance knobs. No stage declares them to DVC: they change how fast, never what (up to float
-    summation order, see the README)."""
+class DownloadRuntime(Params):
     section = "runtime"
-    threads: int = param(integer(0), "torch threads (0 = OMP_NUM_THREADS if set, else every usable core).")
     download_retries: int = param(integer(1), "Download attempts before giving up (backoff doubles).")
     download_timeout_s: float = param(number(0, lo_open=True), "Network timeout per download attempt, seconds.")
+
+
+@dataclass(frozen=True)
+class LogitsRuntime(Params):
+    section = "runtime"
+    threads: int = threads_field()
     logits_batch_size: int = param(integer(1), "Teacher rows per forward pass (batches are length-sorted).")
     logits_shard_rows: int = param(integer(1), "Teacher-logit rows per resumable shard.")
-    eval_batch_size: int = param(integer(1), "Inference batch size of evaluate and predict.")
+
+
+@dataclass(frozen=True)
+class TrainRuntime(Params):
+    section = "runtime"
+    threads: int = threads_field()
+
+
+@dataclass(frozen=True)
+class EvalRuntime(Params):
+    section = "runtime"
+    threads: int = threads_field()
+    eval_batch_size: int = eval_batch_size_field()
+
+
+@dataclass(frozen=True)
+class PredictRuntime(Params):
+    section = "runtime"
+    eval_batch_size: int = eval_batch_size_field()
 
 
 # ---- loading ------------------------------------------------------------------------------------------------------
@@ -209,28 +226,52 @@ def _lookup(data: dict, key: str, path: Path) -> Any:
     return node
 
 
-def load(cls: type, task: str | None = None, params_file: str | Path = PARAMS_FILE, **overrides):
-    """The validated `cls` config for `task`; keyword overrides (None = not given) replace params.yaml values."""
+def parse_settings(pairs: Iterable[str] | None, *classes: type) -> dict[str, Any]:
+    """`--set KEY=VALUE` pairs as {KEY: value}: KEY one of the params.yaml keys `classes` read, VALUE read as YAML 1.2
+    like params.yaml (`parse_yaml`: 3e-5 is a float, [2e-5, 3e-5] a list, auto a string). A malformed pair or a key
+    the stage does not read is a one-line UserError; `load` checks the values against their rules."""
+    known = list(dict.fromkeys(cls.key(f.name) for cls in classes for f in dataclasses.fields(cls)))
+    settings: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--set {pair}: expected KEY=VALUE, a params.yaml key and its value")
+        if key not in known:
+            raise UserError(f"--set {key}: not a setting of this stage (its settings: {', '.join(known) or 'none'})")
+        try:
+            settings[key] = parse_yaml(text)
+        except YAMLError as err:
+            raise UserError(f"--set {key}: not a YAML value: {getattr(err, 'problem', None) or err}") from None
+    return settings
+
+
+def load(cls: type, task: str | None = None, params_file: str | Path = PARAMS_FILE,
+         settings: dict[str, Any] | None = None, **overrides):
+    """The validated `cls` config for `task`. `settings` (from `--set`: {params.yaml key: value}, see
+    parse_settings; keys `cls` does not read are another config's) and keyword overrides by field name (None =
+    not given) replace params.yaml values."""
     path = Path(params_file)
     data = read_params_file(path)
     _check_sections(cls, data, path)
     unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
     if unknown:
         raise TypeError(f"{cls.__name__} has no field(s) {sorted(unknown)}")
+    settings = settings or {}
     values = {}
     for f in dataclasses.fields(cls):
         key, meta = cls.key(f.name), f.metadata
-        given = overrides.get(f.name)
-        where = f"--{f.name.replace('_', '-')}" if given is not None else f"{path}: {key}"
-        if given is not None:
-            value = meta["cli"](given) if meta["cli"] and isinstance(given, str) else given
+        if overrides.get(f.name) is not None:
+            value, where = overrides[f.name], key
+        elif key in settings:
+            value, where = settings[key], f"--set {key}"
         else:
-            value = _lookup(data, key, path)
-            if meta["per_task"] and isinstance(value, dict):
-                if task not in value:
-                    raise UserError(f"{path}: {key} has no entry for task {task!r} (per-task values need one entry "
-                                    f"per task, e.g. {key}.{task}: ...)")
-                value, where = value[task], f"{path}: {key}.{task}"
+            value, where = _lookup(data, key, path), f"{path}: {key}"
+        if meta["per_task"] and isinstance(value, dict):
+            if task not in value:
+                raise UserError(f"{where} has no entry for task {task!r} (per-task values need one entry per task, "
+                                f"e.g. {key}.{task}: ...)")
+            value, where = value[task], f"{where}.{task}"
         if f.type in ("float", float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         problem = meta["rule"](value)
@@ -240,6 +281,14 @@ def load(cls: type, task: str | None = None, params_file: str | Path = PARAMS_FI
     config = cls(**values)
     config.check()
     return config
+
+
+def load_all(classes: tuple[type, ...], task: str | None, params_file: str | Path, pairs: Iterable[str] | None
+             ) -> tuple:
+    """A stage's configs, one per class, with its `--set KEY=VALUE` pairs applied (a key no class reads is an
+    error)."""
+    settings = parse_settings(pairs, *classes)
+    return tuple(load(cls, task, params_file, settings) for cls in classes)
 
 
 def task_list(params_file: str | Path = PARAMS_FILE) -> list[str]:

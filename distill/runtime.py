@@ -101,20 +101,20 @@ def cpu_supports_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags()) and _onednn_allows_bf16()
 
 
-def native_bf16(dev: torch.device) -> bool:
-    """Whether `dev` runs bf16 matmuls natively (a CUDA GPU of compute capability >= 8.0, or a bf16 CPU)."""
-    if dev.type == "cuda":
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` runs bf16 matmuls natively (a CUDA GPU of compute capability >= 8.0, or a bf16 CPU)."""
+    if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
-    return dev.type == "cpu" and cpu_supports_bf16()
+    return device.type == "cpu" and cpu_supports_bf16()
 
 
-def resolve_bf16(value: bool | str, dev: torch.device, key: str) -> bool:
-    """A bf16 param (`auto`, true or false) made concrete for `dev`. auto = bf16 where `dev` has it natively, else
-    fp32; true where it has not is a UserError naming `key`, never an emulated 20x slowdown or a oneDNN crash."""
+def resolve_bf16(value: bool | str, device: torch.device, key: str) -> bool:
+    """A bf16 param (`auto`, true or false) made concrete for `device`. auto = bf16 where `device` has it natively,
+    else fp32; true where it has not is a UserError naming `key`, never an emulated 20x slowdown or a oneDNN crash."""
     if value == "auto":
-        return native_bf16(dev)
-    if value and not native_bf16(dev):
-        where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (
+        return native_bf16(device)
+    if value and not native_bf16(device):
+        where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
             f"this CPU ({cpu_name()}; flags {' '.join(cpu_vector_flags()) or 'none above SSE'}"
             f"{'; ' + CPU_ISA_ENV + '=avx2' if cpu_isa_override() else ''})")
         raise UserError(f"{key} is true but {where} has no native bf16 (needs AVX512-BF16/AMX or a GPU of "
@@ -123,23 +123,23 @@ def resolve_bf16(value: bool | str, dev: torch.device, key: str) -> bool:
     return bool(value)
 
 
-def hardware_record(dev: torch.device) -> dict:
+def hardware_record(device: torch.device) -> dict:
     """What a stage ran on, for its report and its model's metadata: the outputs of bf16 (or auto) runs, and of the
     C kernels, depend on it."""
-    record = {"device_type": dev.type, "device": device_name(dev), "torch": torch.__version__,
+    record = {"device_type": device.type, "device": device_name(device), "torch": torch.__version__,
               "torch_cpu_capability": torch_cpu_capability(), "cpu_flags": cpu_vector_flags()}
     if os.environ.get("ONEDNN_MAX_CPU_ISA"):
         record["onednn_max_cpu_isa"] = os.environ["ONEDNN_MAX_CPU_ISA"]
     if cpu_isa_override():
         record["cpu_isa_override"] = cpu_isa_override()
-    if dev.type == "cuda":
-        record["cuda_capability"] = ".".join(map(str, torch.cuda.get_device_capability(dev)))
+    if device.type == "cuda":
+        record["cuda_capability"] = ".".join(map(str, torch.cuda.get_device_capability(device)))
     return record
 
 
-def device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
     return f"{cpu_name()} ({torch.get_num_threads()} threads)"
 
 

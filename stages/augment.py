@@ -3,42 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
-
-import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
 
 import typer
 
-from distill.cli import DataDir, PARAMS_FILE, ParamsFile, TaskName
 from distill import config
-from distill.data.params import AugmentParams as P
+from distill.cli import DataDir, PARAMS_FILE, ParamsFile, Settings, TaskName, settings_help
 from distill.data.augment import generate, write_transfer
+from distill.data.params import AugmentParams
 from distill.data.splits import load_split
 from distill.io import atomic_path, get_logger, read_parquet, run_cli
 from distill.layout import LABEL, TaskPaths, tag_columns
 from distill.tasks import load_task
 
-app = typer.Typer(add_completion=False, help=__doc__)
+SETTINGS = (AugmentParams,)
+app = typer.Typer(add_completion=False)
 log = get_logger("augment")
 
 
-@app.command()
-def main(
-    task: TaskName,
-    p_mask: Optional[float] = typer.Option(None, help=P.help("p_mask")),
-    p_pos: Optional[float] = typer.Option(None, help=P.help("p_pos")),
-    p_ng: Optional[float] = typer.Option(None, help=P.help("p_ng")),
-    n_iter: Optional[int] = typer.Option(None, help=P.help("n_iter")),
-    seed: Optional[int] = typer.Option(None, help=P.help("seed")),
-    data_dir: DataDir = Path("data"),
-    params_file: ParamsFile = PARAMS_FILE,
-):
-    cfg = config.load(P, task, params_file, p_mask=p_mask, p_pos=p_pos, p_ng=p_ng, n_iter=n_iter, seed=seed)
-    paths = TaskPaths(task, data_root=data_dir)
-    spec = load_task(paths)
-    cols = list(spec.text_columns)
-    tag_cols = tag_columns(spec.text_columns)
-    train = load_split(paths, spec, "train")[[*cols, LABEL]]
+@app.command(help=__doc__, epilog=settings_help(*SETTINGS))
+def main(task_name: TaskName, settings: Settings = None, data_dir: DataDir = Path("data"),
+         params_file: ParamsFile = PARAMS_FILE):
+    (cfg,) = config.load_all(SETTINGS, task_name, params_file, settings)
+    paths = TaskPaths(task_name, data_root=data_dir)
+    task = load_task(paths)
+    cols = list(task.text_columns)
+    tag_cols = tag_columns(task.text_columns)
+    train = load_split(paths, task, "train")[[*cols, LABEL]]
     postag = read_parquet(paths.postag, columns=tag_cols)
     unigrams = read_parquet(paths.tag_unigrams)
     log.info("read %s (%d rows), %s (%d rows), %s (%d (tag, word) pairs)", paths.train, len(train), paths.postag,

@@ -15,77 +15,68 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
-
-import pandas as pd
 import torch
 import typer
 
-from distill.cli import DataDir, PARAMS_FILE, ParamsFile, TaskName
-from distill import config
-from distill.report.params import BenchmarkParams as P
+from distill import config, runtime
+from distill.cli import DataDir, ModelsDir, PARAMS_FILE, ParamsFile, Settings, TaskName, settings_help
 from distill.data.splits import labelled, read_split, texts_of
 from distill.inference.benchmark import latency_metrics, service_benchmark
+from distill.inference.kernels import lowp_build_for
 from distill.inference.predictor import ServingError
 from distill.io import (UserError, check_published, get_logger, publish, read_parquet, run_cli, write_csv,
                         write_json)
 from distill.layout import LABEL, MODEL_KINDS, TaskPaths
-from distill.report.benchmark import run_benchmark, scored_accuracy, speed_metrics, time_fast_path
-from distill.runtime import device as default_device, set_threads, usable_cores
-from distill.inference.kernels import lowp_build_for
+from distill.report.benchmark import chart_tables, log_summary, run_benchmark, scored_accuracy, speed_metrics, \
+    time_fast_path
+from distill.report.params import BenchmarkParams
 from distill.student.model import load_student
-from distill.tasks import load_task
+from distill.tasks import Task, load_task
 from distill.teacher.model import load_teacher
 
-app = typer.Typer(add_completion=False, help=__doc__)
+SETTINGS = (BenchmarkParams,)
+app = typer.Typer(add_completion=False)
 log = get_logger("benchmark")
 
 
-@app.command()
+@app.command(help=__doc__, epilog=settings_help(*SETTINGS))
 def main(
-    task: TaskName,
-    batch_size: Optional[int] = typer.Option(None, help=P.help("batch_size")),
-    repeats: Optional[int] = typer.Option(None, help=P.help("repeats")),
-    max_sentences: Optional[int] = typer.Option(None, help=P.help("max_sentences")),
-    max_length: Optional[int] = typer.Option(None, help=P.help("max_length")),
-    precision: Optional[str] = typer.Option(None, help=P.help("precision")),
-    latency_sentences: Optional[int] = typer.Option(None, help=P.help("latency_sentences")),
-    curve_sentences: Optional[int] = typer.Option(None, help=P.help("curve_sentences")),
+    task_name: TaskName,
+    settings: Settings = None,
     skip_teacher: bool = typer.Option(False, help="Time the student only (no teacher model needed)."),
-    device: Optional[str] = typer.Option(None, help="cpu or cuda. Default: cuda if available, else cpu."),
+    device_name: Optional[str] = typer.Option(None, "--device", help="cpu or cuda. Default: cuda if available, "
+                                              "else cpu."),
     data_dir: DataDir = Path("data"),
-    models_dir: Path = typer.Option(Path("models"), help="Root of the per-task model folders (the three models, and "
-                                    "<task>/export/student from the export stage)."),
+    models_dir: ModelsDir = Path("models"),
     params_file: ParamsFile = PARAMS_FILE,
 ):
-    cfg = config.load(P, task, params_file, batch_size=batch_size, repeats=repeats, max_sentences=max_sentences,
-                      max_length=max_length, precision=precision, latency_sentences=latency_sentences,
-                      curve_sentences=curve_sentences)
-    dev = torch.device(device) if device else default_device()
-    check_precision_here(cfg.precision, dev)  # before any data is read
-    set_threads(usable_cores())  # the paper's setting is a whole device
-    paths = TaskPaths(task, data_dir, models_dir).for_stage("benchmark")  # reports: models/<task>/runs/benchmark/
-    spec = load_task(paths)
+    (cfg,) = config.load_all(SETTINGS, task_name, params_file, settings)
+    device = torch.device(device_name) if device_name else runtime.device()
+    check_precision_here(cfg.precision, device)  # before any data is read
+    runtime.set_threads(runtime.usable_cores())  # the paper's setting is a whole device
+    paths = TaskPaths(task_name, data_dir, models_dir).for_stage("benchmark")  # reports: models/<task>/runs/benchmark/
+    task = load_task(paths)
     # the accuracy axis of the accuracy-vs-speed chart; read first, so a missing score fails before the timing
     scores = paths.for_stage("evaluate")
-    dev_accuracy = {kind: scored_accuracy(scores.scores(kind), task, kind, spec.dev_split) for kind in MODEL_KINDS}
-    dev_rows = reduced_precision_check(cfg.precision, dev, paths, spec)
+    dev_accuracy = {kind: scored_accuracy(scores.scores(kind), task_name, kind, task.dev_split)
+                    for kind in MODEL_KINDS}
+    dev_rows = reduced_precision_dev_rows(cfg.precision, device, paths, task)
     export_dir = paths.model("export") / "student"
     check_published(export_dir)
     if not (export_dir / "model.onnx").is_file():
-        raise UserError(f"{export_dir}: no exported student; run the export stage first (dvc repro export@{task})")
-    latency_columns = [c[:cfg.latency_sentences] for c in texts_of(read_split(paths, spec, spec.dev_split), spec)]
-    df = read_parquet(paths.train, columns=list(spec.text_columns))
+        raise UserError(f"{export_dir}: no exported student; run the export stage first (dvc repro export@{task_name})")
+    latency_columns = [c[:cfg.latency_sentences] for c in texts_of(read_split(paths, task, task.dev_split), task)]
+    train_df = read_parquet(paths.train, columns=list(task.text_columns))
     if cfg.max_sentences:
-        df = df.iloc[:cfg.max_sentences]
-    first = df[spec.text_columns[0]].astype(str).tolist()
-    second = df[spec.text_columns[1]].astype(str).tolist() if spec.is_pair else None
-    log.info("read %s (%d rows%s)", paths.train, len(df), ", pairs: both sentences" if spec.is_pair else "")
+        train_df = train_df.iloc[:cfg.max_sentences]
+    first = train_df[task.text_columns[0]].astype(str).tolist()
+    second = train_df[task.text_columns[1]].astype(str).tolist() if task.is_pair else None
+    log.info("read %s (%d rows%s)", paths.train, len(train_df), ", pairs: both sentences" if task.is_pair else "")
     student = load_student(paths.model("student"))
-    teacher = None if skip_teacher else load_teacher(paths.model("teacher"), dev)
+    teacher = None if skip_teacher else load_teacher(paths.model("teacher"), device)
     log.info("read %s%s", paths.model("student"), "" if skip_teacher else f" and {paths.model('teacher')}")
-    report = run_benchmark(first, second, student, teacher, cfg.batch_size, cfg.repeats, cfg.max_length, dev,
-                           progress=True, log=log, precision=cfg.precision, dev=dev_rows)
+    report = run_benchmark(first, second, student, teacher, cfg.batch_size, cfg.repeats, cfg.max_length, device,
+                           progress=True, log=log, precision=cfg.precision, dev_rows=dev_rows)
     report["baseline"] = time_fast_path(*load_student(paths.model("baseline")), first, second, cfg.batch_size,
                                         cfg.repeats)
     curve_columns = [first[:cfg.curve_sentences]] + ([second[:cfg.curve_sentences]] if second is not None else [])
@@ -94,60 +85,26 @@ def main(
                                               cfg.max_length, cfg.repeats, log)
     except ServingError as err:
         raise UserError(str(err)) from None
-    report["task"] = task
-    speed = speed_metrics(report, task)
-    speed[task].update(latency_metrics(report["service"]))
-    curve = pd.DataFrame(report["service"]["throughput_vs_batch"])[["model", "batch_size", "sentences_per_s"]]
-    curve["sentences_per_s"] = curve["sentences_per_s"].round(1)
-    rows = accuracy_vs_speed(report, dev_accuracy, teacher)
-    with publish(paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv",
-                 paths.plots / "throughput_vs_batch.csv") as (s, r, p, c):
-        write_json(speed, s)
-        write_json(report, r)
-        write_csv(pd.DataFrame(rows), p)
-        write_csv(curve, c)
-    st = report["student"]
-    log.info("student (%s): %.3f s, %.0f sentences/s%s", st["path"], st["seconds"], st["sentences_per_s"],
-             f"; teacher {report['teacher']['seconds']:.1f} s; speed-up {report['speedup']:.0f}x"
-             if teacher is not None else "")
-    if "reduced" in report:
-        r = report["reduced"]
-        log.info("reduced precision (%s): %.3f s%s; dev accuracy %.4f (exact %.4f)", r["build"], r["seconds"],
-                 f", speed-up {r['speedup']:.0f}x" if "speedup" in r else "", r["dev"]["accuracy"],
-                 r["dev"]["exact_accuracy"])
-    lat = speed[task]["latency"]
-    log.info("batch 1, p99: student onnx %.3f ms, fast %.3f ms%s", lat["student_onnx"]["p99_ms"],
-             lat["student_fast"]["p99_ms"], f", teacher {lat['teacher']['p99_ms']:.2f} ms "
-             f"({lat['teacher_over_student_onnx_p99']:.0f}x the student's)" if "teacher" in lat else "")
-    log.info("wrote %s, %s, %s and %s", paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv",
-             paths.plots / "throughput_vs_batch.csv")
+    report["task"] = task_name
+    speed = speed_metrics(report, task_name)
+    speed[task_name].update(latency_metrics(report["service"]))
+    accuracy_vs_speed, throughput = chart_tables(report, dev_accuracy)
+    outs = (paths.speed, paths.report("benchmark"), paths.plots / "accuracy_vs_speed.csv",
+            paths.plots / "throughput_vs_batch.csv")
+    with publish(*outs) as (speed_tmp, report_tmp, accuracy_tmp, throughput_tmp):
+        write_json(speed, speed_tmp)
+        write_json(report, report_tmp)
+        write_csv(accuracy_vs_speed, accuracy_tmp)
+        write_csv(throughput, throughput_tmp)
+    log_summary(log, report, speed[task_name])
+    log.info("wrote %s, %s, %s and %s", *outs)
 
 
-def accuracy_vs_speed(report: dict, dev_accuracy: dict, teacher) -> list[dict]:
-    """plots/accuracy_vs_speed.csv's rows: per model its arch (the teacher's model type), dev accuracy, sentences/s
-    at benchmark.batch_size and batch-1 latency (the exported student as served, onnxruntime on one thread; the
-    teacher; none for the baseline, which is timed at batch_size only)."""
-    arch = {"student": report["student"]["arch"], "baseline": report["baseline"]["arch"],
-            "teacher": teacher[0].config.model_type if teacher is not None else None}
-    latency = {"student": report["service"]["latency"]["student_onnx"],
-               "teacher": report["service"]["latency"].get("teacher")}
-    rows = []
-    for kind in MODEL_KINDS:
-        if kind not in report:
-            continue
-        served = latency.get(kind) or {}
-        rows.append({"model": kind, "arch": arch[kind], "sentences_per_s": round(report[kind]["sentences_per_s"], 1),
-                     "batch1_p50_ms": round(served["p50_ms"], 4) if served else None,
-                     "batch1_p99_ms": round(served["p99_ms"], 4) if served else None,
-                     "dev_accuracy": dev_accuracy[kind]})
-    return rows
-
-
-def check_precision_here(precision: str, dev: torch.device) -> None:
+def check_precision_here(precision: str, device: torch.device) -> None:
     """A reduced precision this device cannot run natively is a one-line error, before any data is read."""
     if precision == "exact":
         return
-    if dev.type != "cpu":
+    if device.type != "cpu":
         raise UserError(f"--precision {precision}: the reduced-precision student is a CPU kernel; use --device cpu")
     try:
         lowp_build_for(precision)
@@ -155,15 +112,15 @@ def check_precision_here(precision: str, dev: torch.device) -> None:
         raise UserError(f"benchmark.precision: {err}; set benchmark.precision to exact (or int8 / auto)") from None
 
 
-def reduced_precision_check(precision: str, dev: torch.device, paths: TaskPaths, spec) -> tuple | None:
+def reduced_precision_dev_rows(precision: str, device: torch.device, paths: TaskPaths, task: Task) -> tuple | None:
     """For a reduced precision: the labelled dev rows (first, second or None, labels) both paths are scored on;
     None for exact."""
     if precision == "exact":
         return None
-    check_precision_here(precision, dev)
-    rows = labelled(read_split(paths, spec, spec.dev_split))
-    texts = texts_of(rows, spec)
-    return texts[0], texts[1] if spec.is_pair else None, rows[LABEL].to_numpy()
+    check_precision_here(precision, device)
+    rows = labelled(read_split(paths, task, task.dev_split))
+    texts = texts_of(rows, task)
+    return texts[0], texts[1] if task.is_pair else None, rows[LABEL].to_numpy()
 
 
 if __name__ == "__main__":

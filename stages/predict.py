@@ -6,7 +6,9 @@ bytes replaced (and counted on stderr). Lines end at "\\n" only (a trailing "\\r
 (U+2028, U+0085, form feed, \\v, \\x1c-\\x1e ...) is part of its line, so there is exactly one answer per input line.
 Output: a header `label<TAB>p_<class 0><TAB>p_<class 1>...` naming the classes (from the model's task.json or
 export.json), then one line per input line, in order: the label name and the softmax probabilities; a blank input
-line gets a blank output line. Text is normalised as the task's training data was (distill.inference.predictor).
+line gets a blank output line. Text is normalised as the task's training data was (distill.inference.predictor);
+a teacher directory truncates at the max_length it was fine-tuned with (its training.json) unless
+--set teacher.max_length=N says otherwise.
 """
 from __future__ import annotations
 
@@ -14,18 +16,17 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
-
 import typer
 
-from distill.cli import PARAMS_FILE, ParamsFile
 from distill import config
-from distill.config import RuntimeParams
+from distill.cli import PARAMS_FILE, ParamsFile, Settings, settings_help
+from distill.config import PredictRuntime
 from distill.inference.predictor import Predictor, ServingError
 from distill.io import UserError, get_logger, run_cli
 from distill.report.params import EvaluateParams
 
-app = typer.Typer(add_completion=False, help=__doc__)
+SETTINGS = (EvaluateParams, PredictRuntime)
+app = typer.Typer(add_completion=False)
 log = get_logger("predict")
 
 
@@ -52,21 +53,22 @@ def split_fields(lines: list[str], pair: bool | None) -> list[list[str]]:
     return [[r[i] for r in rows] for i in range(counts.pop())]
 
 
-@app.command()
+@app.command(help=__doc__, epilog=settings_help(*SETTINGS))
 def main(
     model: Path = typer.Option(..., help="An export folder (models/<task>/export/student or .../baseline: "
                                "onnxruntime) or a model directory (models/<task>/student, .../baseline or "
                                ".../teacher: torch)."),
     input: Optional[Path] = typer.Option(None, help="Text file (one example per line); default: stdin."),
-    eval_batch_size: Optional[int] = typer.Option(None, help=RuntimeParams.help("eval_batch_size")),
-    max_length: Optional[int] = typer.Option(None, help=EvaluateParams.help("max_length") + " Teacher only."),
     threads: int = typer.Option(1, help="onnxruntime intra-op threads for an export folder."),
+    settings: Settings = None,
     params_file: ParamsFile = PARAMS_FILE,
 ):
-    run = config.load(RuntimeParams, None, params_file, eval_batch_size=eval_batch_size)
-    cfg = config.load(EvaluateParams, None, params_file, max_length=max_length)
+    given = config.parse_settings(settings, *SETTINGS)
+    cfg, run = (config.load(cls, None, params_file, given) for cls in SETTINGS)
+    # a teacher truncates as it was fine-tuned (its training.json records max_length), unless --set says otherwise
+    max_length = cfg.max_length if EvaluateParams.key("max_length") in given else None
     try:
-        predictor = Predictor.load(model, threads=threads, batch_size=run.eval_batch_size, max_length=cfg.max_length)
+        predictor = Predictor.load(model, threads=threads, batch_size=run.eval_batch_size, max_length=max_length)
         if input is not None and not input.is_file():
             raise UserError(f"{input}: file not found")
         lines = read_lines(input.read_bytes() if input is not None else sys.stdin.buffer.read(),

@@ -6,26 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import _repo  # noqa: F401  (first: this checkout's distill/ on sys.path, never an installed copy)
-
 import typer
 
-from distill.cli import MetricsDir, ModelsDir
+from distill.cli import MetricsDir, ModelsDir, TaskName
 from distill.io import UserError, get_logger, publish, run_cli
 from distill.layout import TaskPaths
 from distill.report.runs import TOP_LEVEL, collect, copy_into
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = typer.Typer(add_completion=False)
 log = get_logger("report")
 
 
-@app.command()
-def main(
-    task: str = typer.Option(..., help="Task name (an entry of tasks:/datasets:)."),
-    models_dir: ModelsDir = Path("models"),
-    metrics_dir: MetricsDir = Path("metrics"),
-):
-    paths = TaskPaths(task, models_root=models_dir, metrics_root=metrics_dir)
+@app.command(help=__doc__)
+def main(task_name: TaskName, models_dir: ModelsDir = Path("models"), metrics_dir: MetricsDir = Path("metrics")):
+    paths = TaskPaths(task_name, models_root=models_dir, metrics_root=metrics_dir)
     files = collect(paths)
     names = [name for name in TOP_LEVEL if any(rel.parts[0] == name for rel in files)]
     if not names:

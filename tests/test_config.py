@@ -1,12 +1,14 @@
 """distill/config.py: params.yaml loaded into typed, validated, frozen stage configs; one-line errors naming the
-file and key; per-task maps; command-line overrides."""
+file and key; per-task maps; `--set KEY=VALUE` overrides, read as YAML and checked like the file's values."""
 import dataclasses
 
 import pytest
 import yaml
 
 from distill import config
-from distill.config import RuntimeParams, integer, number, positive_numbers, sha256_or_empty
+from distill.cli import settings_help
+from distill.config import (DownloadRuntime, EvalRuntime, LogitsRuntime, PredictRuntime, TrainRuntime, integer, number,
+                            positive_numbers, sha256_or_empty)
 from distill.data.params import AugmentParams, DownloadParams, PostagParams
 from distill.inference.params import ExportParams
 from distill.io import UserError
@@ -16,7 +18,8 @@ from distill.teacher.params import LogitsParams, TeacherParams
 from helpers import REPO, write_params
 
 ALL = [DownloadParams, PostagParams, AugmentParams, TeacherParams, LogitsParams, TeacherVectorsParams,
-       BaselineParams, StudentParams, EvaluateParams, BenchmarkParams, ExportParams, RuntimeParams]
+       BaselineParams, StudentParams, EvaluateParams, BenchmarkParams, ExportParams, DownloadRuntime, LogitsRuntime,
+       TrainRuntime, EvalRuntime, PredictRuntime]
 
 
 @pytest.fixture
@@ -80,8 +83,7 @@ def test_probabilities_must_be_numbers_in_0_1(params):
     params(augment={"p_ng": 1.5})
     assert error_of(AugmentParams) == "params.yaml: augment.p_ng must be a probability in [0, 1], got 1.5"
     params(augment={"p_mask": 0.6, "p_pos": 0.5})  # each fine, together more than every word
-    assert error_of(AugmentParams) == ("augment.p_mask + augment.p_pos must be <= 1 (params.yaml, or --p-mask / "
-                                       "--p-pos), got 0.6 + 0.5")
+    assert error_of(AugmentParams) == "augment.p_mask + augment.p_pos must be <= 1 (params.yaml, or --set), got 0.6 + 0.5"
 
 
 def test_choices_and_booleans(params):
@@ -93,7 +95,8 @@ def test_choices_and_booleans(params):
     assert "student.embeddings must be one of word2vec-google-news-300, glove-6b-50d, teacher, random" in \
         error_of(TeacherVectorsParams)
     params(runtime={"threads": -1})
-    assert error_of(RuntimeParams) == "params.yaml: runtime.threads must be an integer >= 0, got -1"
+    assert error_of(TrainRuntime) == "params.yaml: runtime.threads must be an integer >= 0, got -1"
+    assert error_of(EvalRuntime) == error_of(LogitsRuntime) == error_of(TrainRuntime)  # one field, three readers
     params(teacher={"evals_per_epoch": 0})
     assert error_of(TeacherParams) == "params.yaml: teacher.evals_per_epoch must be an integer >= 1, got 0"
     params(download={"archive_sha256": "abc"})
@@ -134,25 +137,68 @@ def test_per_task_map_without_the_task_is_an_error(params):
     assert "student.batch_size has no entry for task 'mnli'" in error_of(StudentParams, "mnli")
 
 
-# ---- command-line overrides ----------------------------------------------------------------------------------
-def test_cli_override_wins_and_is_validated_too(params):
+# ---- overrides: --set KEY=VALUE (the stage CLIs) and keyword overrides (library callers) ----------------------
+def load_with(cls, *pairs: str, task="rotten_tomatoes"):
+    return config.load(cls, task, "params.yaml", config.parse_settings(pairs, cls))
+
+
+def set_error_of(cls, *pairs: str) -> str:
+    with pytest.raises(UserError) as err:
+        load_with(cls, *pairs)
+    return str(err.value)
+
+
+def test_set_wins_and_is_validated_like_the_file(params):
+    params(student={"hidden": 150})
+    assert load_with(StudentParams, "student.hidden=7").hidden == 7
+    assert load_with(StudentParams).hidden == 150
+    assert set_error_of(StudentParams, "student.hidden=0") == "--set student.hidden must be an integer >= 1, got 0"
+    assert set_error_of(StudentParams, "student.hidden=7.5") == "--set student.hidden must be an integer >= 1, got 7.5"
+    cfg = load_with(StudentParams, "student.lr=3e-5", "student.bf16=false", "student.embeddings=random")
+    assert (cfg.lr, cfg.bf16, cfg.embeddings) == (3e-5, False, "random")  # YAML 1.2, as params.yaml is read
+    assert type(load_with(StudentParams, "student.lr=1").lr) is float
+    params(augment={"n_iter": {"qqp": 6}})  # a value given for the run stands in for a missing per-task entry
+    assert load_with(AugmentParams, "augment.n_iter=3").n_iter == 3
+    assert load_with(AugmentParams, "augment.n_iter={rotten_tomatoes: 4, qqp: 9}").n_iter == 4
+    assert set_error_of(AugmentParams, "augment.n_iter={qqp: 9}").startswith(
+        "--set augment.n_iter has no entry for task 'rotten_tomatoes'")
+
+
+def test_set_names_only_keys_the_stage_reads(params):
+    params()
+    assert config.parse_settings(None, StudentParams) == {}
+    assert config.parse_settings(["student.alpha=0.5", "runtime.threads=2"], StudentParams, TrainRuntime) == {
+        "student.alpha": 0.5, "runtime.threads": 2}
+    with pytest.raises(UserError, match=r"^--set student.alpha: not a setting of this stage \(its settings: "
+                                        r"student.embeddings, .*student.seed\)$"):
+        config.parse_settings(["student.alpha=0.5"], BaselineParams)  # CE on gold labels: no alpha
+    with pytest.raises(UserError, match="^--set hidden: not a setting"):
+        config.parse_settings(["hidden=3"], StudentParams)  # the params.yaml key, not the field's name
+    with pytest.raises(UserError, match="^--set student.hidden: expected KEY=VALUE"):
+        config.parse_settings(["student.hidden"], StudentParams)
+    with pytest.raises(UserError, match="^--set student.hidden: not a YAML value"):
+        config.parse_settings(["student.hidden=[1"], StudentParams)
+    # the keys another stage's class reads are left to it: one parse serves both of a stage's classes
+    settings = config.parse_settings(["runtime.threads=2", "student.hidden=9"], StudentParams, TrainRuntime)
+    assert load_with(TrainRuntime, "runtime.threads=2").threads == 2
+    assert config.load(StudentParams, "rotten_tomatoes", "params.yaml", settings).hidden == 9
+
+
+def test_keyword_override_for_library_callers(params):
     params(student={"hidden": 150})
     assert config.load(StudentParams, "rotten_tomatoes", "params.yaml", hidden=7, alpha=None).hidden == 7
     assert config.load(StudentParams, "rotten_tomatoes", "params.yaml", hidden=None).hidden == 150  # None: not given
-    assert error_of(StudentParams, hidden=0) == "--hidden must be an integer >= 1, got 0"
-    params(augment={"n_iter": {"qqp": 6}})  # an override stands in for a missing per-task entry
-    assert config.load(AugmentParams, "rotten_tomatoes", "params.yaml", n_iter=3).n_iter == 3
+    assert error_of(StudentParams, hidden=0) == "student.hidden must be an integer >= 1, got 0"
     with pytest.raises(TypeError, match="no field"):
         config.load(StudentParams, "rotten_tomatoes", "params.yaml", hiden=3)
 
 
-def test_learning_rates_from_a_comma_string(params):
+def test_learning_rates_as_a_yaml_list(params):
     params()
-    cfg = config.load(TeacherParams, "sst2", "params.yaml", learning_rates="2e-5, 3e-5,4.0e-5")
-    assert cfg.learning_rates == [2e-5, 3e-5, 4e-5]
-    assert error_of(TeacherParams, learning_rates="2e-5,abc") == \
-        "--learning-rates must be a non-empty list of numbers > 0, got ['2e-5,abc']"
-    assert "non-empty list of numbers > 0" in error_of(TeacherParams, learning_rates="1e-5,-1e-5")
+    assert load_with(TeacherParams, "teacher.learning_rates=[2e-5, 3e-5, 4.0e-5]").learning_rates == [2e-5, 3e-5, 4e-5]
+    assert set_error_of(TeacherParams, "teacher.learning_rates=[2e-5, abc]") == \
+        "--set teacher.learning_rates must be a non-empty list of numbers > 0, got [2e-05, 'abc']"
+    assert "non-empty list of numbers > 0" in set_error_of(TeacherParams, "teacher.learning_rates=2e-5")
     params(teacher={"learning_rates": []})
     assert "teacher.learning_rates must be a non-empty list of numbers > 0, got []" in error_of(TeacherParams)
 
@@ -168,7 +214,10 @@ def test_rules():
 
 
 def test_help_and_tracked_keys():
-    assert StudentParams.help("hidden").endswith("Default: params.yaml student.hidden.")
+    text = settings_help(StudentParams, TrainRuntime).splitlines()
+    assert "student.hidden: BiLSTM hidden units per direction (paper: 150 or 300)." in text
+    assert text[-1].startswith("runtime.threads: torch threads") and len(text) == 1 + 12 + 1
+    assert len(settings_help(EvalRuntime, LogitsRuntime).splitlines()) == 1 + 4  # runtime.threads listed once
     assert EvaluateParams.key("max_length") == "teacher.max_length"  # one max_length for every use of the teacher
     assert "student.batch_size.qqp" in StudentParams.tracked_keys("qqp")
     assert "student.alpha" in StudentParams.tracked_keys() and "student.alpha" not in BaselineParams.tracked_keys()

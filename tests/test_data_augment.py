@@ -319,7 +319,7 @@ def test_augment_stage(tmp_path, task, cols):
     first = paths.transfer.read_bytes()
     run_stage("augment.py", *args)
     assert paths.transfer.read_bytes() == first  # same inputs and seed: same bytes
-    proc = run_stage("augment.py", *args, "--p-mask", "0.7", "--p-pos", "0.5", check=False)
-    assert "augment.p_mask + augment.p_pos must be <= 1 (params.yaml, or --p-mask / --p-pos), got 0.7 + 0.5" \
+    proc = run_stage("augment.py", *args, "--set", "augment.p_mask=0.7", "--set", "augment.p_pos=0.5", check=False)
+    assert "augment.p_mask + augment.p_pos must be <= 1 (params.yaml, or --set), got 0.7 + 0.5" \
         in one_line_error(proc)
     assert paths.transfer.read_bytes() == first

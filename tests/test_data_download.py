@@ -43,8 +43,9 @@ def test_fetch_glue_from_a_local_folder_fills_absent_splits(tmp_path):
 # ---- the download stage ----------------------------------------------------------------------------------------
 def stage_args(tmp_path, url, sha):
     write_params(tmp_path)
-    return ["--task", "sst2", "--glue-mirror", url, "--archive-sha256", sha, "--download-retries", "2",
-            "--download-timeout-s", "5", *cli_dirs(tmp_path, "data", "params")]
+    return ["--task", "sst2", "--set", f"download.glue_mirror={url}", "--set", f"download.archive_sha256={sha}",
+            "--set", "runtime.download_retries=2", "--set", "runtime.download_timeout_s=5",
+            *cli_dirs(tmp_path, "data", "params")]
 
 
 def test_stage_over_http(glue_server, tmp_path):
@@ -64,7 +65,10 @@ def test_stage_over_http(glue_server, tmp_path):
 def test_stage_writes_all_files_or_none(glue_server, tmp_path):
     url, sha, _ = glue_server
     data = tmp_path / "data" / "sst2"
-    proc = run_stage("download.py", *stage_args(tmp_path, url, "0" * 64), check=False)
+    proc = run_stage("download.py", *stage_args(tmp_path, url, "0" * 64), check=False)  # YAML reads a number
+    assert one_line_error(proc).endswith('--set download.archive_sha256 must be "" or a 64-digit hex sha256 (a '
+                                         'string: quote it in YAML), got 0')
+    proc = run_stage("download.py", *stage_args(tmp_path, url, f'"{"0" * 64}"'), check=False)
     assert "sha256 mismatch" in one_line_error(proc)
     assert not data.exists() or not any(data.iterdir())
     run_stage("download.py", *stage_args(tmp_path, url, sha))
@@ -76,8 +80,8 @@ def test_stage_writes_all_files_or_none(glue_server, tmp_path):
 
 def test_stage_local_mirror(shared_glue, tmp_path):
     write_params(tmp_path)
-    run_stage("download.py", "--task", "sst2", "--glue-mirror", str(shared_glue), "--data-dir", str(tmp_path),
-              "--params-file", str(tmp_path / "params.yaml"))
+    run_stage("download.py", "--task", "sst2", "--set", f"download.glue_mirror={shared_glue}", "--data-dir",
+              str(tmp_path), "--params-file", str(tmp_path / "params.yaml"))
     assert len(pd.read_parquet(tmp_path / "sst2/train.parquet")) == 67349
     meta = json.loads((tmp_path / "sst2/download.json").read_text())
     assert meta["sha256"]["SST-2/dev.tsv"] == "54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0"
@@ -85,7 +89,7 @@ def test_stage_local_mirror(shared_glue, tmp_path):
 
 def test_stage_missing_mirror_is_one_line(tmp_path):
     write_params(tmp_path)
-    proc = run_stage("download.py", "--task", "qqp", "--glue-mirror", str(tmp_path / "nowhere"),
+    proc = run_stage("download.py", "--task", "qqp", "--set", f"download.glue_mirror={tmp_path / 'nowhere'}",
                      "--data-dir", str(tmp_path), "--params-file", str(tmp_path / "params.yaml"), check=False)
     assert one_line_error(proc) == (f"error: {tmp_path / 'nowhere' / 'QQP'}: no such folder (download.glue_mirror "
                                     "must be a GLUE-layout directory)")
@@ -96,8 +100,9 @@ def test_stage_rotten_tomatoes_split_disjoint_and_deterministic(tmp_path):
     write_params(tmp_path)
     outs = []
     for run in ("a", "b"):
-        run_stage("download.py", "--task", "rotten_tomatoes", "--rt-wheel", str(wheel), "--rt-wheel-sha256", sha,
-                  "--seed", "7", "--data-dir", str(tmp_path / run), "--params-file", str(tmp_path / "params.yaml"))
+        run_stage("download.py", "--task", "rotten_tomatoes", "--set", f"download.rt_wheel={wheel}", "--set",
+                  f"download.rt_wheel_sha256={sha}", "--set", "download.seed=7", "--data-dir", str(tmp_path / run),
+                  "--params-file", str(tmp_path / "params.yaml"))
         outs.append({p.name: p.read_bytes() for p in (tmp_path / run / "rotten_tomatoes").iterdir()})
     assert outs[0] == outs[1]
     frames = {s: pd.read_parquet(tmp_path / "a/rotten_tomatoes" / f"{s}.parquet") for s in ("train", "dev", "test")}
@@ -106,7 +111,7 @@ def test_stage_rotten_tomatoes_split_disjoint_and_deterministic(tmp_path):
     assert len(set().union(*seen)) == 400  # disjoint: no sentence in two splits
     assert frames["train"]["sentence"].str.islower().all()
     assert "torn between two" not in set().union(*seen)
-    proc = run_stage("download.py", "--task", "rotten_tomatoes", "--rt-wheel", str(wheel), "--rt-wheel-sha256",
-                     "1" * 64, "--data-dir", str(tmp_path / "c"), "--params-file", str(tmp_path / "params.yaml"),
-                     check=False)
+    proc = run_stage("download.py", "--task", "rotten_tomatoes", "--set", f"download.rt_wheel={wheel}", "--set",
+                     f"download.rt_wheel_sha256={'a' * 64}", "--data-dir", str(tmp_path / "c"), "--params-file",
+                     str(tmp_path / "params.yaml"), check=False)
     assert "does not match the pinned" in one_line_error(proc)

@@ -102,5 +102,5 @@ def test_stage_writes_both_files(tmp_path):
         ["DT", "JJ", "NN", "."], ["PRP", "VBZ", "JJ"]]
     unigrams = pd.read_parquet(paths.tag_unigrams)
     assert list(unigrams.columns) == ["tag", "word", "count"] and unigrams["count"].sum() == 7
-    proc = run_stage("postag.py", *args, "--tagger", "auto", check=False)
-    assert one_line_error(proc) == "error: --tagger must be one of textblob, nltk, got 'auto'"
+    proc = run_stage("postag.py", *args, "--set", "postag.tagger=auto", check=False)
+    assert one_line_error(proc) == "error: --set postag.tagger must be one of textblob, nltk, got 'auto'"

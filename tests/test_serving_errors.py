@@ -113,6 +113,34 @@ def test_damaged_export(tmp_path, damage):
     assert before == {}  # predict writes nothing
 
 
+# ---- a teacher directory truncates as it was fine-tuned --------------------------------------------------------------
+def test_teacher_truncates_at_the_max_length_its_training_json_records(tmp_path, teacher_dir):
+    import json
+
+    import numpy as np
+
+    from distill.inference.predictor import Predictor
+
+    folder = tmp_path / "models" / TASK / "teacher"
+    shutil.copytree(teacher_dir, folder)
+    long = [" ".join(["good"] * 40 + ["film", "boring"] * 20)]  # about 80 tokens: cut at 8, whole at 128
+    record = json.loads((folder / "training.json").read_text())
+    for max_length in (8, 128):
+        (folder / "training.json").write_text(json.dumps({**record, "max_length": max_length}))
+        recorded = Predictor.load(folder).predict(long).logits
+        assert np.array_equal(recorded, Predictor.load(folder, max_length=max_length).predict(long).logits)
+    assert not np.allclose(Predictor.load(folder, max_length=8).predict(long).logits, recorded)
+    # predict: the record unless --set says otherwise
+    params = write_params(tmp_path / "params.yaml")
+    answer = lambda *extra: _answers(call("predict.py", "--model", folder, "--params-file", params, *extra,  # noqa: E731
+                                          stdin=long[0].encode()))
+    assert answer() == answer("--set", "teacher.max_length=128") != answer("--set", "teacher.max_length=8")
+    (folder / "training.json").write_text(json.dumps(record | {"max_length": None}))
+    assert_one_line_error(call("predict.py", "--model", folder, "--params-file", params, stdin=b"good film\n"),
+                          str(folder / "training.json"), "no max_length recorded", f"finetune_teacher@{TASK}",
+                          "--set teacher.max_length=N")
+
+
 # ---- your own CSV: a repeated header name, a quote left open --------------------------------------------------------
 LABELS = ["billing", "bug", "feature"]
 

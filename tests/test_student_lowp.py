@@ -115,9 +115,9 @@ def test_bad_precision_param_is_a_one_line_error(tmp_path):
     with pytest.raises(UserError, match="benchmark.precision must be one of exact, bf16, int8, auto, got 'fp8'"):
         config.load(BenchmarkParams, "rotten_tomatoes", path)
     assert config.load(BenchmarkParams, "rotten_tomatoes", path, precision="int8").precision == "int8"
-    proc = run_stage("benchmark.py", "--task", "rotten_tomatoes", "--precision", "half", "--params-file", str(path),
-                     check=False)
-    assert one_line_error(proc) == "error: --precision must be one of exact, bf16, int8, auto, got 'half'"
+    proc = run_stage("benchmark.py", "--task", "rotten_tomatoes", "--set", "benchmark.precision=half",
+                     "--params-file", str(path), check=False)
+    assert one_line_error(proc) == "error: --set benchmark.precision must be one of exact, bf16, int8, auto, got 'half'"
 
 
 @pytest.mark.skipif(not kernels.lowp_builds() or compiled_lowp(lowp_build_for("auto")) is None,
@@ -138,7 +138,7 @@ def test_run_benchmark_reports_reduced_apart(student_corpus, tiny_teacher):
     assert "reduced" not in plain and "reduced" not in plain["student"]
     assert "reduced" not in speed_metrics(plain, "t")["t"]
     res = run_benchmark(first, None, (model, vocab), (tmodel.eval(), tok), **kw, precision="auto",
-                        dev=(dev_texts, None, labels))
+                        dev_rows=(dev_texts, None, labels))
     r, s = res["reduced"], res["student"]
     assert r["precision"] == "auto" and r["build"] == lowp_build_for("auto")
     assert len(r["seconds_all"]) == 2 and r["sentences_per_s"] == 60 / r["seconds"]

@@ -143,8 +143,8 @@ def test_stage_with_a_bare_encoder_dir(tiny_teacher, tmp_path):
     keyword_rows(40, 8).assign(split="dev").to_parquet(paths.split("dev"))
     write_params(tmp_path, teacher={"model": "minilm", "learning_rates": [5e-5], "epochs": 1, "batch_size": 16,
                                     "max_length": 64, "max_train_examples": 100, "evals_per_epoch": 1})
-    run_stage("finetune_teacher.py", "--task", "rotten_tomatoes", "--model", str(encoder),
-              "--learning-rates", "1e-3", *cli_dirs(tmp_path, "data", "models", "params"))
+    run_stage("finetune_teacher.py", "--task", "rotten_tomatoes", "--set", f"teacher.model={encoder}",
+              "--set", "teacher.learning_rates=[1e-3]", *cli_dirs(tmp_path, "data", "models", "params"))
     model, tok = load_teacher(paths.model("teacher"), "cpu")
     assert model.config.num_labels == 2 and model.config.num_hidden_layers == 2
     assert model.config.id2label == {0: "negative", 1: "positive"}  # the task's label names travel with it
@@ -153,7 +153,7 @@ def test_stage_with_a_bare_encoder_dir(tiny_teacher, tmp_path):
     report = json.loads(run.report("teacher_finetune").read_text())
     assert report["model"] == str(encoder) and report["best_lr"] == 1e-3  # the command line wins
     training = json.loads((paths.model("teacher") / "training.json").read_text())  # the model's own record
-    assert training == {"precision": report["precision"], "hardware": report["hardware"]}
+    assert training == {"precision": report["precision"], "hardware": report["hardware"], "max_length": 64}
     assert report["precision"] == ("bf16" if cpu_supports_bf16() else "fp32")  # teacher.bf16: auto
     assert report["dev"]["n"] == 40 and report["runs"][0]["train_rows"] == 100
     curve = pd.read_csv(run.curve("teacher"))

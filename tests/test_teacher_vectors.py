@@ -43,7 +43,7 @@ def test_stage_reads_the_teacher_only_for_teacher_embeddings(tiny_teacher, tmp_p
     write_params(tmp_path, student={"embeddings": "teacher"})
     args = ["--task", "rotten_tomatoes", *cli_dirs(tmp_path, "data", "models", "params")]
     # other embeddings: an empty table, the same bytes every time, and no teacher needed (there is none yet)
-    run_stage("teacher_vectors.py", *args, "--embeddings", "random")
+    run_stage("teacher_vectors.py", *args, "--set", "student.embeddings=random")
     empty = write_parquet(empty_table(), tmp_path / "empty.parquet")
     assert paths.teacher_vectors.read_bytes() == empty.read_bytes()
     shutil.copytree(tiny_teacher, paths.model("teacher"))

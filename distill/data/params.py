@@ -43,6 +43,6 @@ class AugmentParams(Params):
     seed: int = param(integer(), "Seed of the PCG64 random stream.")
 
     def check(self) -> None:
-        if self.p_mask + self.p_pos > 1:  # the values may come from params.yaml or from --p-mask / --p-pos
-            raise UserError(f"augment.p_mask + augment.p_pos must be <= 1 (params.yaml, or --p-mask / --p-pos), got "
+        if self.p_mask + self.p_pos > 1:  # the values may come from params.yaml or from --set
+            raise UserError(f"augment.p_mask + augment.p_pos must be <= 1 (params.yaml, or --set), got "
                             f"{self.p_mask} + {self.p_pos}")

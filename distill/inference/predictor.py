@@ -9,8 +9,9 @@
 `Predictor.load(folder)` takes an export folder (model.onnx, vocab.txt, export.json: the export stage's output)
 and then imports only numpy, onnxruntime and the text handling (distill.data.text: nltk's Penn Treebank
 tokenizer, pure Python, no data files). It also takes a model directory of the pipeline (models/<task>/student,
-.../baseline, .../teacher): those run through torch (imported then, not before). Raw text is normalised exactly as
-the pipeline normalised the task's data (task.json / export.json: lower-casing, tokenization).
+.../baseline, .../teacher): those run through torch (imported then, not before); a teacher truncates its input at
+the max_length it was fine-tuned with (its training.json). Raw text is normalised exactly as the pipeline
+normalised the task's data (task.json / export.json: lower-casing, tokenization).
 
 Problems (a missing or damaged file, a pair model given single texts) raise ServingError (or, from the torch
 loaders, distill.io.UserError), one line naming the file and what to re-run.
@@ -25,13 +26,14 @@ from typing import Callable, Sequence
 import numpy as np
 
 from distill.data.text import normalize
+from distill.layout import TRAINING_FILE
 
 MODEL_FILE, VOCAB_FILE, EXPORT_FILE = "model.onnx", "vocab.txt", "export.json"  # = distill.inference.export's
 FORMAT = "bilstm-distill-onnx"
 
 
 class ServingError(Exception):
-    """A one-line problem with a model folder or an input (stages/predict.py prints it as `error: ...`)."""
+    """A one-line problem with a model folder or an input (the predict CLI prints it as `error: ...`)."""
 
 
 @dataclass
@@ -52,6 +54,20 @@ def _rerun(folder: Path, stage: str) -> str:
     parts = folder.resolve().parts
     task = parts[-3] if stage == "export" and len(parts) >= 3 else parts[-2] if len(parts) >= 2 else None
     return f"dvc repro -f -s {stage}@{task}" if task else f"the {stage} stage"
+
+
+def trained_max_length(teacher_dir: Path) -> int:
+    """The max_length a teacher directory was fine-tuned with, as its training.json records it."""
+    record = teacher_dir / TRAINING_FILE
+    try:
+        value = json.loads(record.read_text(encoding="utf-8"))["max_length"]
+    except (OSError, ValueError, KeyError, TypeError):
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ServingError(f"{record}: no max_length recorded (the teacher was fine-tuned before it was); re-run "
+                           f"`{_rerun(teacher_dir, 'finetune_teacher')}`, or give it (predict: --set "
+                           f"teacher.max_length=N)")
+    return value
 
 
 def session_options(threads: int = 1):
@@ -81,10 +97,11 @@ class Predictor:
 
     # ---- loading ---------------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, folder: str | Path, threads: int = 1, batch_size: int = 512, max_length: int = 128
+    def load(cls, folder: str | Path, threads: int = 1, batch_size: int = 512, max_length: int | None = None
              ) -> "Predictor":
-        """An export folder (onnxruntime; `threads` intra-op threads) or a model directory (torch; the teacher
-        truncates to `max_length` tokens); batch_size = rows per inference call for long inputs."""
+        """An export folder (onnxruntime; `threads` intra-op threads) or a model directory (torch; a teacher
+        truncates to `max_length` tokens, by default the max_length its training.json records); batch_size = rows
+        per inference call for long inputs."""
         folder = Path(folder)
         if not folder.is_dir():
             raise ServingError(f"{folder}: model folder not found")
@@ -150,7 +167,7 @@ class Predictor:
         return cls(labels, pair, lowercase, tokenize, logits, "onnxruntime", folder)
 
     @classmethod
-    def _load_model_dir(cls, folder: Path, batch_size: int, max_length: int) -> "Predictor":
+    def _load_model_dir(cls, folder: Path, batch_size: int, max_length: int | None) -> "Predictor":
         """A pipeline model directory, through torch (imported here, never by the export path)."""
         from distill.report.evaluate import model_kind, model_task, student_predictor, teacher_predictor
 
@@ -158,7 +175,7 @@ class Predictor:
         if kind == "student":
             predict, info = student_predictor(folder, batch_size)
         else:
-            predict, info = teacher_predictor(folder, batch_size, max_length)
+            predict, info = teacher_predictor(folder, batch_size, max_length or trained_max_length(folder))
         names, lowercase, tokenize = model_task(folder, info["num_labels"])
         pair = info.get("pair")
         if pair is None:  # the teacher: its task.json says (a model saved without one takes what it is given)

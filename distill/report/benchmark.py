@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -41,6 +42,7 @@ from distill.inference.fast import FastStudent, FastTokenizer, recurrent_flop, t
 from distill.inference.kernels import compiled_fused
 from distill.inference.pooled import fast_student, onnx_student
 from distill.io import UserError, check_published
+from distill.layout import MODEL_KINDS
 from distill.runtime import cpu_vector_flags, device_name, usable_cores
 from distill.student.batching import pad_rows
 from distill.student.model import StudentClassifier, count_parameters
@@ -154,9 +156,9 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float((a.argmax(1) == b.argmax(1)).mean()) if len(a) else 1.0
 
 
-def dev_scores(exact: FastStudent, reduced: FastStudent, dev: tuple, batch_size: int) -> dict:
-    """Both fast paths on the labelled dev rows dev = (first, second or None, labels): accuracies, agreement."""
-    first, second, labels = dev
+def dev_scores(exact: FastStudent, reduced: FastStudent, dev_rows: tuple, batch_size: int) -> dict:
+    """Both fast paths on the labelled dev rows (first, second or None, labels): accuracies, agreement."""
+    first, second, labels = dev_rows
     want, got = (fast.logits(first, second, batch_size) for fast in (exact, reduced))
     labels = np.asarray(labels)
     accuracy = lambda out: float((out.argmax(1) == labels).mean()) if len(labels) else 0.0  # noqa: E731
@@ -168,7 +170,7 @@ def dev_scores(exact: FastStudent, reduced: FastStudent, dev: tuple, batch_size:
 
 def benchmark_reduced(model: StudentClassifier, vocab: Vocab, precision: str, first: Sequence[str],
                       second: Sequence[str] | None, batch_size: int, repeats: int, outputs: dict,
-                      dev: tuple | None, log=None) -> dict:
+                      dev_rows: tuple | None, log=None) -> dict:
     """The reduced-precision fast path, timed like the others; compared with the exact paths' `outputs`."""
     reduced = FastStudent(model, vocab, precision=precision)
     reduced.logits(_head(first), _head(second), batch_size)  # warm-up, not timed
@@ -179,8 +181,8 @@ def benchmark_reduced(model: StudentClassifier, vocab: Vocab, precision: str, fi
            "max_abs_logit_diff_vs_reference": float(np.abs(got - ref).max()) if len(ref) else 0.0,
            "max_abs_logit_diff_vs_exact": float(np.abs(got - exact).max()) if len(ref) else 0.0,
            "argmax_agreement_with_exact": agreement(got, exact)}
-    if dev is not None:
-        out["dev"] = dev_scores(FastStudent(model, vocab), reduced, dev, batch_size)
+    if dev_rows is not None:
+        out["dev"] = dev_scores(FastStudent(model, vocab), reduced, dev_rows, batch_size)
     if log:
         log.info("student fast, %s: %.3f s (median of %d)", reduced.precision, out["seconds"], len(times))
     return out
@@ -188,9 +190,9 @@ def benchmark_reduced(model: StudentClassifier, vocab: Vocab, precision: str, fi
 
 def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[str], second: Sequence[str] | None,
                       batch_size: int, repeats: int, device: torch.device, progress: bool = False,
-                      log=None, precision: str = "exact", dev: tuple | None = None) -> dict:
+                      log=None, precision: str = "exact", dev_rows: tuple | None = None) -> dict:
     """Time every student path on the same input, check they agree, report the fastest as the student; with a
-    reduced `precision`, also the reduced fast path (under "reduced"; dev = labelled dev rows, see dev_scores)."""
+    reduced `precision`, also the reduced fast path (under "reduced"; dev_rows: see dev_scores)."""
     n_sent = len(first) * (2 if second is not None else 1)
     paths: dict[str, Callable] = {}
     # a copy on the device: the CPU paths (here and the service benchmark's) keep reading the model's CPU weights
@@ -228,7 +230,7 @@ def benchmark_student(model: StudentClassifier, vocab: Vocab, first: Sequence[st
             extra["fma_peak_gflops"] = kernel.fma_peak_gflops()
         if precision != "exact":
             extra["reduced"] = benchmark_reduced(model, vocab, precision, first, second, batch_size, repeats,
-                                                 outputs, dev, log)
+                                                 outputs, dev_rows, log)
     return {"arch": model.cfg.arch, "paths": results, "max_abs_logit_diff_vs_reference": diff, "path": best,
             **results[best], **student_parameters(model), **extra}
 
@@ -245,7 +247,8 @@ def benchmark_teacher(model, tokenizer, first: Sequence[str], second: Sequence[s
     times, _ = time_runs(lambda: run(first, second, progress), 1, device)
     if log:
         log.info("teacher: %.1f s", times[0])
-    return {**summary(times, n_sent), "teacher_repeats": 1, **teacher_parameters(model)}
+    return {**summary(times, n_sent), "teacher_repeats": 1, "arch": model.config.model_type,
+            **teacher_parameters(model)}
 
 
 def time_fast_path(model: StudentClassifier, vocab: Vocab, first: Sequence[str], second: Sequence[str] | None,
@@ -260,7 +263,8 @@ def time_fast_path(model: StudentClassifier, vocab: Vocab, first: Sequence[str],
 
 def run_benchmark(first: Sequence[str], second: Sequence[str] | None, student: tuple[StudentClassifier, Vocab],
                   teacher: tuple | None, batch_size: int, repeats: int, max_length: int, device: torch.device,
-                  progress: bool = True, log=None, precision: str = "exact", dev: tuple | None = None) -> dict:
+                  progress: bool = True, log=None, precision: str = "exact", dev_rows: tuple | None = None
+                  ) -> dict:
     """The benchmark report. `teacher` = (model, tokenizer) already on `device`, or None to skip it. precision:
     "exact" (nothing more), or a reduced precision to time as well (see the module doc; CPU only)."""
     if precision != "exact" and device.type != "cpu":
@@ -276,7 +280,7 @@ def run_benchmark(first: Sequence[str], second: Sequence[str] | None, student: t
         "sentences": len(first) * (2 if second is not None else 1), "pair": second is not None,
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "student": benchmark_student(*student, first, second, batch_size, repeats, device, progress=False, log=log,
-                                     precision=precision, dev=dev),
+                                     precision=precision, dev_rows=dev_rows),
     }
     reduced = result["student"].pop("reduced", None)
     if reduced is not None:
@@ -317,6 +321,46 @@ def speed_metrics(result: dict, task: str) -> dict:
         if "dev" in r:
             out["reduced"]["dev_accuracy"] = round(r["dev"]["accuracy"], 4)
     return {task: out}
+
+
+def chart_tables(result: dict, dev_accuracy: dict[str, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The benchmark's two charts: plots/accuracy_vs_speed.csv (Table 1 x Table 2: each timed model's arch, dev
+    accuracy, sentences/s at benchmark.batch_size and batch-1 latency: the exported student as served, onnxruntime
+    on one thread; the teacher; none for the baseline, timed at batch_size only) and plots/throughput_vs_batch.csv
+    (the service benchmark's curve)."""
+    latency = {"student": result["service"]["latency"]["student_onnx"],
+               "teacher": result["service"]["latency"].get("teacher")}
+    rows = []
+    for kind in MODEL_KINDS:
+        if kind not in result:
+            continue
+        served = latency.get(kind) or {}
+        rows.append({"model": kind, "arch": result[kind].get("arch"),
+                     "sentences_per_s": round(result[kind]["sentences_per_s"], 1),
+                     "batch1_p50_ms": round(served["p50_ms"], 4) if served else None,
+                     "batch1_p99_ms": round(served["p99_ms"], 4) if served else None,
+                     "dev_accuracy": dev_accuracy[kind]})
+    curve = pd.DataFrame(result["service"]["throughput_vs_batch"])[["model", "batch_size", "sentences_per_s"]]
+    curve["sentences_per_s"] = curve["sentences_per_s"].round(1)
+    return pd.DataFrame(rows), curve
+
+
+def log_summary(log, result: dict, latency: dict) -> None:
+    """The benchmark's headline figures, one log line each: the student (and teacher), the reduced precision when
+    timed, batch-1 p99 latency (`latency`: speed.json's figures, inference.benchmark.latency_metrics)."""
+    s = result["student"]
+    log.info("student (%s): %.3f s, %.0f sentences/s%s", s["path"], s["seconds"], s["sentences_per_s"],
+             f"; teacher {result['teacher']['seconds']:.1f} s; speed-up {result['speedup']:.0f}x"
+             if "teacher" in result else "")
+    if "reduced" in result:
+        r = result["reduced"]
+        log.info("reduced precision (%s): %.3f s%s; dev accuracy %.4f (exact %.4f)", r["build"], r["seconds"],
+                 f", speed-up {r['speedup']:.0f}x" if "speedup" in r else "", r["dev"]["accuracy"],
+                 r["dev"]["exact_accuracy"])
+    p99 = latency["latency"]
+    log.info("batch 1, p99: student onnx %.3f ms, fast %.3f ms%s", p99["student_onnx"]["p99_ms"],
+             p99["student_fast"]["p99_ms"], f", teacher {p99['teacher']['p99_ms']:.2f} ms "
+             f"({p99['teacher_over_student_onnx_p99']:.0f}x the student's)" if "teacher" in p99 else "")
 
 
 def scored_accuracy(path: Path, task: str, kind: str, split: str) -> float:

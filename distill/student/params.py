@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distill.config import Params, auto_or_boolean, auto_or_boolean_cli, boolean, choice, integer, number, param, \
+from distill.config import Params, auto_or_boolean, boolean, choice, integer, number, param, \
     probability
 
 EMBEDDING_SOURCES = ("word2vec-google-news-300", "glove-6b-50d", "teacher", "random")
@@ -50,4 +50,4 @@ class StudentParams(BaselineParams):
                              "loss and dev scoring stay fp32). auto: bf16 where the device has it natively (CPUs "
                              "with AVX512-BF16/AMX, GPUs of compute capability 8.0+), else fp32; true: bf16, an "
                              "error where it would be emulated (oneDNN has no emulated bf16 LSTM); false: fp32. "
-                             "The baseline does not read it.", cli=auto_or_boolean_cli)
+                             "The baseline does not read it.")

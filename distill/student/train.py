@@ -21,7 +21,8 @@ from distill.data.splits import texts_of
 from distill.io import UserError, get_logger, publish, write_csv, write_json
 from distill.layout import LABEL, LOGITS, SYNTHETIC, TEACHER_LABEL, TRAINING_FILE
 from distill.metrics import accuracy, f1_positive
-from distill.runtime import device, hardware_record, resolve_bf16
+from distill import runtime
+from distill.runtime import hardware_record, resolve_bf16
 from distill.student.batching import Dataset, batch_order, predict_logits
 from distill.student.embeddings import build_embeddings
 from distill.student.model import StudentClassifier, StudentConfig, count_parameters, save_student
@@ -70,15 +71,15 @@ def train(model: StudentClassifier, train_data: Dataset, dev_data: Dataset, dev_
         raise UserError("alpha > 0 needs CE targets")
     if alpha < 1 and train_data.teacher is None:
         raise UserError("alpha < 1 needs teacher logits")
-    dev = device()
-    model.to(dev)
+    device = runtime.device()
+    model.to(device)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     optimizer = adadelta(model, cfg.lr, cfg.rho)
     lengths = train_data.total_lengths()
     # bf16 autocast where native (auto) or asked for: the student's param only, the baseline trains in fp32
-    bf16 = isinstance(cfg, StudentParams) and resolve_bf16(cfg.bf16, dev, StudentParams.key("bf16"))
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
+    bf16 = isinstance(cfg, StudentParams) and resolve_bf16(cfg.bf16, device, StudentParams.key("bf16"))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     best = (-1.0, 0, copy.deepcopy(model.state_dict()))
     curve, stale, seen, elapsed = [], 0, 0, 0.0
     for epoch in range(1, cfg.epochs + 1):
@@ -87,9 +88,9 @@ def train(model: StudentClassifier, train_data: Dataset, dev_data: Dataset, dev_
         bar = tqdm(batch_order(lengths, cfg.batch_size, rng), desc=f"epoch {epoch}/{cfg.epochs}",
                    disable=not progress, mininterval=1.0)
         for rows in bar:
-            inputs = [t.to(dev) for t in train_data.inputs(rows)]
-            targets = None if train_data.targets is None else torch.from_numpy(train_data.targets[rows]).to(dev)
-            teacher = None if train_data.teacher is None else torch.from_numpy(train_data.teacher[rows]).to(dev)
+            inputs = [t.to(device) for t in train_data.inputs(rows)]
+            targets = None if train_data.targets is None else torch.from_numpy(train_data.targets[rows]).to(device)
+            teacher = None if train_data.teacher is None else torch.from_numpy(train_data.teacher[rows]).to(device)
             with autocast:  # bf16 matmuls when asked for; the loss and the update stay fp32
                 outputs = model(*inputs)
             loss = distill_loss(outputs.float(), teacher, targets, alpha)
@@ -186,7 +187,7 @@ def fit(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, cfg: BaselineP
             "dev_accuracy": result.best_dev_accuracy, "params": params, "train_rows": len(train_data),
             "seed": cfg.seed}
     model.cpu()
-    training = {"precision": result.precision, "hardware": hardware_record(device())}
+    training = {"precision": result.precision, "hardware": hardware_record(runtime.device())}
     report = {"model": name, "task": task.name, **info, **training, "rows_per_s": round(result.rows_per_s, 1)}
     with publish(model_dir, curve_path, report_path) as (model_tmp, curve_tmp, report_tmp):
         save_student(model, vocab, model_tmp, extra=info)  # speed stays out: outputs must be deterministic

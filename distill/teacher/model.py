@@ -16,7 +16,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from distill.io import UserError, check_published, get_logger
 from distill.layout import MASK as MASK_WORD
-from distill.runtime import device as default_device
+from distill import runtime
 
 log = get_logger("teacher")
 
@@ -73,7 +73,7 @@ def load_teacher(path: str | Path, device: str | torch.device | None = None):
         raise UserError(f"{weights}: unreadable teacher weights ({type(err).__name__}: {first}); re-run "
                         f"`dvc repro -f -s finetune_teacher@{path.resolve().parent.name}`") from None
     tokenizer = load_tokenizer(str(path), local=True)
-    model.to(torch.device(device) if device is not None else default_device()).eval()
+    model.to(torch.device(device) if device is not None else runtime.device()).eval()
     return model, tokenizer
 
 
