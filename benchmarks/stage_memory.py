@@ -1,7 +1,7 @@
 """Wall time and peak resident memory of every stage a command runs, e.g. `dvc repro`.
 
-Runs the command, samples its process tree every --interval seconds, and attributes each `stages/<name>.py
---task <task>` process (with its children: accelerate ranks, compilers) to that stage: the peak of the tree's
+Runs the command, samples its process tree every --interval seconds, and attributes each
+`stages.<name> --task <task>` process (with its children: accelerate ranks, compilers) to that stage: the peak of the tree's
 summed RSS, and the time from its first to its last sample. Sampling can miss a peak shorter than the interval.
 Prints a table and, with --json, writes it; exits with the command's status. From the repository root, e.g.:
     python -m benchmarks.stage_memory --json stage_memory.json -- dvc repro
@@ -17,7 +17,7 @@ import time
 
 import psutil
 
-STAGE = re.compile(r"stages/(\w+)\.py\s+(?:(\w+)\s+)?--task\s+(\S+)")
+STAGE = re.compile(r"stages[/.](\w+)(?:\.py)?\s+(?:(\w+)\s+)?--task\s+(\S+)")
 
 
 def stage_of(proc: psutil.Process) -> str | None:

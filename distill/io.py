@@ -161,13 +161,16 @@ def _half_published(path: Path, marker: Path) -> str:
     parents = {str(Path(o).parent) for o in outputs}
     listed = (f"{parents.pop()}/{{{', '.join(Path(o).name for o in outputs)}}}" if len(parents) == 1
               else ", ".join(outputs)) or "its set"
+    hint = _rerun_hint(command)
+    if command and Path(command[0]).parent.name == "stages":  # a stage runs as `python -m stages.<name>`
+        command = ["-m", f"stages.{Path(command[0]).stem}", *command[1:]]
     ran = f"`python {shlex.join(command)}`" if command else "a stage"
     try:
         marker = marker.relative_to(Path.cwd())
     except ValueError:
         pass
     return (f"{path}: half-published: {ran} stopped while renaming {listed} into place, so new and old files "
-            f"may be mixed (marked in {marker}); {_rerun_hint(command)}")
+            f"may be mixed (marked in {marker}); {hint}")
 
 
 def check_published(path: str | Path) -> None:

@@ -82,7 +82,7 @@ def test_cpu_sensitive_tests_pass_on(name, tmp_path):
     probe = tmp_path / "class-in-effect.json"
     env = {**os.environ, **CLASSES[name], INNER: name, PROBE: str(probe),
            "BILSTM_DISTILL_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-n", "0",
                            *(f"tests/{f}" for f in CPU_SENSITIVE),
                            "tests/test_cpu_classes.py::test_record_the_class_in_effect"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=1800)

@@ -141,7 +141,10 @@ def test_queued_experiment_runs_its_snapshot_code(repo):
     exp_lock, base_lock = lock(repo, rev), lock(repo, "HEAD")
     stage = f"train_student@{TASK}"
     assert exp_lock["stages"][stage]["params"]["params.yaml"]["student.epochs"] == 1
-    assert lock_dep_md5(exp_lock, stage, train_py) == lock_dep_md5(base_lock, stage, train_py)
+    # the dep that holds train.py (the file, or the package folder the stage lists): the snapshot's, not the edit's
+    dep = next(d["path"] for d in base_lock["stages"][stage]["deps"]
+               if d["path"] == train_py or train_py.startswith(d["path"] + "/"))
+    assert lock_dep_md5(exp_lock, stage, dep) == lock_dep_md5(base_lock, stage, dep)
 
 
 # ---- (d) a relative path under `dvc exp run --temp` ---------------------------------------------------------------
