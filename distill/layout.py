@@ -1,7 +1,7 @@
 """Where each stage's files live and what their columns are called: one home for every path and column name.
 
 data/<task>/    train|dev|test.parquet, task.json, download.json, postag.parquet, tag_unigrams.parquet, transfer.parquet,
-                teacher_vectors.parquet, teacher_logits.parquet
+                transfer_iterations.parquet, teacher_vectors.parquet, teacher_logits.parquet
 models/<task>/  teacher/, student/, baseline/, export/; runs/<stage>/ (each expensive stage's reports, curves and
                 scores, laid out as under metrics/<task>/ and cached by DVC with the stage's other outputs)
 metrics/<task>/ <model>.json (scores), speed.json; plots/ (curves, confusion); reports/ (run details, not metrics):
@@ -17,6 +17,7 @@ IDX, LABEL, SPLIT = "idx", "label", "split"
 SINGLE_TEXT = ("sentence",)
 PAIR_TEXT = ("sentence1", "sentence2")
 SYNTHETIC, ORIGIN = "synthetic", "origin"  # transfer set: augmented row?, row of train it came from
+ITERATION = "iteration"  # transfer_iterations.parquet: the augment iteration that made a row (-1: an original)
 LOGITS, TEACHER_LABEL = "logits", "teacher_label"  # teacher logits: list<float32>, argmax
 WORD, VECTOR = "word", "vector"  # teacher_vectors.parquet
 UNLABELLED = -1
@@ -100,6 +101,10 @@ class TaskPaths:
     @property
     def transfer(self) -> Path:
         return self.data / "transfer.parquet"
+
+    @property
+    def transfer_iterations(self) -> Path:
+        return self.data / "transfer_iterations.parquet"
 
     @property
     def teacher_vectors(self) -> Path:

@@ -1,6 +1,7 @@
 """train_student / train_baseline stages: the BiLSTM of §3.1 (or another `student.arch`) trained two ways.
 
   student   distils the teacher's logits on the transfer set (§3.2): reads data/<task>/teacher_logits.parquet
+            (and transfer_iterations.parquet to keep the rows of the first student.transfer_iters iterations)
   baseline  the same architecture, embeddings and seed, CE on the gold training set only (Table 1 row 7): reads
             data/<task>/train.parquet; it has no alpha
 
@@ -21,7 +22,7 @@ from distill.data.splits import load_split
 from distill.io import UserError, get_logger, read_parquet, run_cli
 from distill.layout import SYNTHETIC, TaskPaths
 from distill.student.params import BaselineParams, StudentParams
-from distill.student.train import fit
+from distill.student.train import first_iterations, fit
 from distill.tasks import load_task
 
 app = typer.Typer(add_completion=False)
@@ -55,6 +56,10 @@ def main(
     train_df = read_parquet(source) if kind is Kind.student else load_split(paths, task, "train")
     if train_df.empty:
         raise UserError(f"{source}: no rows; re-run the stage that writes it")
+    if kind is Kind.student and cfg.transfer_iters >= 0:
+        train_df = first_iterations(train_df, read_parquet(paths.transfer_iterations), cfg.transfer_iters)
+        log.info("student.transfer_iters=%d: the originals and augment's first %d iteration(s), %d rows",
+                 cfg.transfer_iters, cfg.transfer_iters, len(train_df))
     dev_df = load_split(paths, task, task.dev_split)
     synthetic = int(train_df[SYNTHETIC].sum()) if SYNTHETIC in train_df else 0
     log.info("read %s (%d rows, %d synthetic) and the %s split (%d rows); torch threads %d", source, len(train_df),

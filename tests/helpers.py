@@ -139,7 +139,7 @@ def write_task_data(root: Path, task: str = "rotten_tomatoes", n_train: int = 48
                     n_test: int = 16, seed: int = 7) -> TaskPaths:
     """A single-sentence task's data folder under root/data: task.json, train/dev/test.parquet, a teacher_logits.parquet
     (every training row once as an original and once with `film` masked, with logits that favour the gold
-    label) and an empty teacher_vectors.parquet. Returns the TaskPaths of root/{data,models,metrics}."""
+    label), its transfer_iterations.parquet (one iteration) and an empty teacher_vectors.parquet. Returns the TaskPaths of root/{data,models,metrics}."""
     paths = write_task_file(TaskPaths(task, root / "data", root / "models", root / "metrics"))
     rows = make_sentences(n_train + n_dev + n_test, seed=seed)
     parts = {"train": rows[:n_train], "dev": rows[n_train:n_train + n_dev], "test": rows[n_train + n_dev:]}
@@ -156,6 +156,8 @@ def write_task_data(root: Path, task: str = "rotten_tomatoes", n_train: int = 48
     transfer["teacher_label"] = logits.argmax(1).astype(np.int64)
     transfer[["sentence", "label", "synthetic", "origin", "logits", "teacher_label"]].to_parquet(paths.logits,
                                                                                                  index=False)
+    pd.DataFrame({"origin": transfer["origin"], "iteration": np.where(transfer["synthetic"], 0, -1).astype(np.int16)}
+                 ).to_parquet(paths.transfer_iterations, index=False)  # the synthetic rows: augment's iteration 0
     pd.DataFrame({"word": pd.Series(dtype="object"), "vector": pd.Series(dtype="object")}).to_parquet(
         paths.teacher_vectors, index=False)
     return paths

@@ -216,7 +216,7 @@ def test_rules():
 def test_help_and_tracked_keys():
     text = settings_help(StudentParams, TrainRuntime).splitlines()
     assert "student.hidden: BiLSTM hidden units per direction (paper: 150 or 300); arch bilstm only." in text
-    assert text[-1].startswith("runtime.threads: torch threads") and len(text) == 1 + 14 + 1
+    assert text[-1].startswith("runtime.threads: torch threads") and len(text) == 1 + 15 + 1
     assert len(settings_help(EvalRuntime, LogitsRuntime).splitlines()) == 1 + 4  # runtime.threads listed once
     assert EvaluateParams.key("max_length") == "teacher.max_length"  # one max_length for every use of the teacher
     assert "student.batch_size.qqp" in StudentParams.tracked_keys("qqp")

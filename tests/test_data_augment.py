@@ -244,6 +244,42 @@ def test_streamed_file_has_the_bytes_of_the_whole_table(tmp_path, pairs, m, n_it
         assert len(sizes) > 1 and sizes[0] == row_group
 
 
+@pytest.mark.parametrize("pairs", [False, True])
+def test_the_first_k_iterations_are_the_n_iter_k_set_less_late_repeats(tmp_path, pairs):
+    """The rows that iterations < k of an n_iter=7 run kept are the rows an n_iter=k run keeps, except those whose
+    text the bigger run first met, at a later iteration, for an earlier example."""
+    texts, tags = pair_or_single(pairs, m=300)
+    cols = list(texts)
+    train = pd.DataFrame({**texts, "label": np.arange(300) % 2})
+
+    def run(n_iter):
+        spill = tmp_path / f"spill-{n_iter}"
+        spill.mkdir(exist_ok=True)
+        out, its = tmp_path / f"transfer-{n_iter}.parquet", tmp_path / f"iterations-{n_iter}.parquet"
+        with generate(texts, tags, UNIGRAMS, 0.2, 0.2, 0.3, n_iter, 23, spill, progress=False) as candidates:
+            write_transfer(out, train, cols, candidates, iterations_path=its)
+        return pd.read_parquet(out), pd.read_parquet(its)
+
+    big, big_iterations = run(7)
+    assert big_iterations["origin"].equals(big["origin"])
+    assert big_iterations["iteration"].tolist()[:300] == [-1] * 300
+    rows = lambda df: list(zip(df["origin"], *(df[c] for c in cols)))  # noqa: E731
+    late_repeats = 0
+    for k in (0, 3, 7):
+        small, _ = run(k)
+        subset = big[big_iterations["iteration"].to_numpy() < k]
+        assert set(rows(subset)) <= set(rows(small))
+        first_origin = {}
+        for origin, *text in rows(big):
+            first_origin.setdefault(tuple(text), origin)
+        missing = [r for r in rows(small) if r not in set(rows(subset))]
+        assert all(first_origin[tuple(text)] < origin for origin, *text in missing)
+        late_repeats += len(missing)
+        if k == 7:
+            assert not missing and subset.reset_index(drop=True).equals(small)
+    assert late_repeats > 0  # two-word sentences over 8 words: the case is in the data
+
+
 def test_same_seed_same_bytes(tmp_path):
     texts, tags = corpus(m=1000, seed=9)
     train = pd.DataFrame({"sentence": texts, "label": np.zeros(1000, np.int64)})
@@ -316,6 +352,10 @@ def test_augment_stage(tmp_path, task, cols):
     assert not out.duplicated(cols).any()
     assert f"{5 * n_iter} candidates, {len(synth)} kept" in proc.stderr
     assert not (paths.transfer.parent / TMP_DIR).exists()  # the spilled candidates are gone
+    iterations = pd.read_parquet(paths.transfer_iterations)
+    assert iterations["origin"].tolist() == out["origin"].tolist()
+    assert ((iterations["iteration"] == -1) == ~out["synthetic"]).all()
+    assert iterations["iteration"][out["synthetic"]].between(0, n_iter - 1).all()
     first = paths.transfer.read_bytes()
     run_stage("augment.py", *args)
     assert paths.transfer.read_bytes() == first  # same inputs and seed: same bytes

@@ -16,7 +16,7 @@ from distill.runtime import cpu_supports_bf16, cpu_vector_flags, resolve_bf16
 from distill.student.batching import Dataset, predict_logits
 from distill.student.model import load_student
 from distill.student.params import BaselineParams, StudentParams
-from distill.student.train import distill_loss, distillation_targets, fit, train
+from distill.student.train import distill_loss, distillation_targets, first_iterations, fit, train
 from distill.student.vocab import Vocab
 from helpers import builtin_task, cli_dirs, make_sentences, make_student, write_params, write_task_data
 
@@ -32,7 +32,7 @@ def baseline_params(**kw) -> BaselineParams:
 
 
 def student_params(**kw) -> StudentParams:
-    return StudentParams(**{**ARCH, "alpha": 0.0, "bf16": False, **kw})
+    return StudentParams(**{**ARCH, "alpha": 0.0, "bf16": False, "transfer_iters": -1, **kw})
 
 
 def test_distill_loss_by_hand():
@@ -212,6 +212,27 @@ def test_stage_student_and_baseline(tmp_path):
         assert sorted(p.relative_to(run.metrics).as_posix() for p in run.metrics.rglob("*.*")) == [
             f"plots/{kind}_curve.csv", f"reports/train_{kind}.json"]
     assert not paths.metrics.exists()  # metrics/ is the report stage's
+    run_stage("train.py", "student", *args, "--set", "student.transfer_iters=0")  # the originals only
+    assert json.loads((paths.model("student") / "config.json").read_text())["train_rows"] == 48
+    report = json.loads(paths.for_stage("train_student").report("train_student").read_text())
+    assert report["transfer_iters"] == 0 and report["train_rows"] == 48 and report["wall_s"] > 0
+    proc = run_stage("train.py", "student", *args, "--set", "student.transfer_iters=2", check=False)
+    assert one_line_error(proc) == "error: student.transfer_iters=2: the transfer set has only 1 augment iteration(s)"
     proc = run_stage("train.py", "baseline", *args, "--set", "student.alpha=0.5", check=False)
     assert one_line_error(proc).startswith("error: --set student.alpha: not a setting of this stage (its settings: "
                                            "student.embeddings,")  # the baseline is CE on gold labels: no alpha
+
+
+def test_first_iterations_keeps_the_originals_and_the_early_iterations():
+    logits = pd.DataFrame({"origin": [0, 1, 2, 0, 0, 1, 2, 2], "sentence": list("abcdefgh")})
+    iterations = pd.DataFrame({"origin": logits["origin"], "iteration": [-1, -1, -1, 0, 2, 1, 0, 2]})
+    assert first_iterations(logits, iterations, 0)["sentence"].tolist() == list("abc")
+    assert first_iterations(logits, iterations, 1)["sentence"].tolist() == list("abcdg")
+    assert first_iterations(logits, iterations, 2)["sentence"].tolist() == list("abcdfg")
+    assert first_iterations(logits, iterations, 3).equals(logits)
+    with pytest.raises(UserError, match="only 3 augment iteration"):
+        first_iterations(logits, iterations, 4)
+    with pytest.raises(UserError, match="does not match teacher_logits.parquet row for row"):
+        first_iterations(logits, iterations.assign(origin=[0, 1, 2, 0, 1, 0, 2, 2]), 1)
+    with pytest.raises(UserError, match="does not match"):
+        first_iterations(logits, iterations[:-1], 1)

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from distill.data.dedup import ExactCheck, first_occurrence
 from distill.io import UserError, atomic_path
-from distill.layout import LABEL, MASK, ORIGIN, SYNTHETIC, UNLABELLED
+from distill.layout import ITERATION, LABEL, MASK, ORIGIN, SYNTHETIC, UNLABELLED
 MAX_N = 5  # n-gram sizes {1, ..., 5}
 ROW_GROUP = 65536  # fixed, so a rerun writes identical bytes
 BLOCK_ROWS = 1 << 18  # candidates de-duplicated and written at a time (all iterations of a block of origins)
@@ -229,8 +229,9 @@ class Candidates:
     def candidates(self) -> int:
         return len(self.rep) - len(self.originals[self.columns[0]])
 
-    def blocks(self, progress: bool = False):
-        """Kept rows block by block, ordered by origin, then iteration: ({column: strings}, origin int64 array)."""
+    def blocks(self, progress: bool = False, iterations: bool = False):
+        """Kept rows block by block, ordered by origin, then iteration: ({column: strings}, origin int64 array), and
+        with `iterations` the iteration (int16) that generated each row as a third item."""
         m, n = len(self.originals[self.columns[0]]), self.n_iter
         self.kept = self.collisions = 0
         spans = list(zip(self.bounds[:-1], self.bounds[1:])) if n else []
@@ -244,7 +245,8 @@ class Candidates:
             keep = check.keep(m + a * n, strings)
             self.kept, self.collisions = self.kept + int(keep.sum()), len(check.seen)
             mask = pa.array(keep)
-            yield {c: s.filter(mask) for c, s in strings.items()}, np.repeat(np.arange(a, b, dtype=np.int64), n)[keep]
+            kept = ({c: s.filter(mask) for c, s in strings.items()}, np.repeat(np.arange(a, b, dtype=np.int64), n)[keep])
+            yield (*kept, np.tile(np.arange(n, dtype=np.int16), w)[keep]) if iterations else kept
             del strings
             pa.default_memory_pool().release_unused()
 
@@ -378,14 +380,23 @@ class _RowGroups:
 
 
 def write_transfer(path: str | Path, train: pd.DataFrame, text_columns: Sequence[str], candidates: Candidates,
-                   row_group: int = ROW_GROUP, progress: bool = False) -> Path:
+                   row_group: int = ROW_GROUP, progress: bool = False, iterations_path: str | Path | None = None
+                   ) -> Path:
     """Stream the transfer set to `path` (not atomic: the caller renames it): the bytes of
-    write_table(transfer_table(...)) without holding the synthetic rows."""
+    write_table(transfer_table(...)) without holding the synthetic rows. With `iterations_path`, also write there
+    one row per transfer row: its origin and the iteration that generated it (ITERATION, -1 for an original), so
+    a student can train on the rows of the first k iterations without new teacher logits."""
     originals = _originals_table(train, text_columns)
+    iteration_parts = [np.full(len(train), -1, np.int16)]
     with pq.ParquetWriter(path, originals.schema, compression="snappy") as writer:
         groups = _RowGroups(writer, row_group)
         groups.add(originals)
-        for columns, origin in candidates.blocks(progress):
+        for columns, origin, iteration in candidates.blocks(progress, iterations=True):
             groups.add(_synthetic_table(columns, origin))
+            iteration_parts.append(iteration)
         groups.close()
+    if iterations_path is not None:
+        origin = pq.read_table(path, columns=[ORIGIN]).column(ORIGIN)
+        pq.write_table(pa.table({ORIGIN: origin, ITERATION: pa.array(np.concatenate(iteration_parts))}),
+                       iterations_path, compression="snappy")
     return Path(path)

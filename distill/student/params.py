@@ -51,3 +51,8 @@ class StudentParams(BaselineParams):
                              "with AVX512-BF16/AMX, GPUs of compute capability 8.0+), else fp32; true: bf16, an "
                              "error where it would be emulated (oneDNN has no emulated bf16 LSTM); false: fp32. "
                              "The baseline does not read it.")
+    transfer_iters: int = param(integer(-1), "Distil on the transfer set's original rows plus the synthetic rows "
+                                "of augment's first N iterations only (-1: every row; 0: the original examples): "
+                                "the transfer set of augment.n_iter=N from the same teacher logits, less the few "
+                                "rows whose text first occurs, at a later iteration, for an earlier example. The "
+                                "baseline does not read it.")

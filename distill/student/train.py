@@ -19,7 +19,7 @@ from tqdm import tqdm
 from distill.student.params import BaselineParams, StudentParams
 from distill.data.splits import texts_of
 from distill.io import UserError, get_logger, publish, write_csv, write_json
-from distill.layout import LABEL, LOGITS, SYNTHETIC, TEACHER_LABEL, TRAINING_FILE
+from distill.layout import ITERATION, LABEL, LOGITS, ORIGIN, SYNTHETIC, TEACHER_LABEL, TRAINING_FILE
 from distill.metrics import accuracy, f1_positive
 from distill import runtime
 from distill.runtime import hardware_record, resolve_bf16
@@ -138,6 +138,20 @@ def distillation_targets(logits_df: pd.DataFrame, task: Task) -> tuple[np.ndarra
     return targets, teacher
 
 
+def first_iterations(logits_df: pd.DataFrame, iterations_df: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The rows of teacher_logits.parquet that augment's first `n` iterations made, and the originals (iteration -1);
+    iterations_df is transfer_iterations.parquet, row for row (checked on the origin column)."""
+    if len(iterations_df) != len(logits_df) or not np.array_equal(iterations_df[ORIGIN].to_numpy(),
+                                                                 logits_df[ORIGIN].to_numpy()):
+        raise UserError("transfer_iterations.parquet does not match teacher_logits.parquet row for row; re-run "
+                        "augment and teacher_logits")
+    made = int(iterations_df[ITERATION].max()) + 1 if len(iterations_df) else 0
+    if n > made:
+        raise UserError(f"student.transfer_iters={n}: the transfer set has only {made} augment iteration(s)")
+    keep = iterations_df[ITERATION].to_numpy() < n
+    return logits_df[keep].reset_index(drop=True)
+
+
 def fit(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, cfg: BaselineParams, model_dir, curve_path,
         report_path, teacher_vectors: pd.DataFrame | None = None, progress: bool = True) -> dict:
     """Build vocab + embeddings from train_df, train, save the best model (with its training.json: precision and
@@ -145,6 +159,7 @@ def fit(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, cfg: BaselineP
 
     cfg a StudentParams: train_df is teacher_logits.parquet, the loss alpha*CE + (1-alpha)*MSE on logits.
     cfg a BaselineParams: the CE-only baseline on gold labels (train.parquet)."""
+    started = time.perf_counter()
     distill = isinstance(cfg, StudentParams)
     if distill:
         targets, teacher = distillation_targets(train_df, task)
@@ -188,7 +203,10 @@ def fit(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, cfg: BaselineP
             "seed": cfg.seed}
     model.cpu()
     training = {"precision": result.precision, "hardware": hardware_record(runtime.device())}
-    report = {"model": name, "task": task.name, **info, **training, "rows_per_s": round(result.rows_per_s, 1)}
+    report = {"model": name, "task": task.name, **info, **training, "rows_per_s": round(result.rows_per_s, 1),
+              "wall_s": round(time.perf_counter() - started, 1)}
+    if distill:
+        report["transfer_iters"] = cfg.transfer_iters
     with publish(model_dir, curve_path, report_path) as (model_tmp, curve_tmp, report_tmp):
         save_student(model, vocab, model_tmp, extra=info)  # speed stays out: outputs must be deterministic
         write_task(task, model_tmp / TASK_FILE)  # label names and text handling travel with the model (predict)
