@@ -6,8 +6,6 @@ models/<task>/  teacher/, student/, baseline/, export/; runs/<stage>/ (each expe
                 scores, laid out as under metrics/<task>/ and cached by DVC with the stage's other outputs)
 metrics/<task>/ <model>.json (scores), speed.json; plots/ (curves, confusion); reports/ (run details, not metrics):
                 git-tracked copies of runs/*/, written by the cheap report stage
-metrics/charts/<chart>/<task>.csv  what `dvc plots` draws: one file per chart and task, every model's rows in it
-                (chart first, so that dvc.yaml defines each chart once, as a folder, for every task)
 """
 from __future__ import annotations
 
@@ -31,10 +29,6 @@ MODEL_KINDS = ("teacher", "student", "baseline")
 # run cache can restore them), in the order the report stage copies them to metrics/<task>/.
 RUN_STAGES = ("finetune_teacher", "teacher_logits", "train_student", "train_baseline", "evaluate", "benchmark")
 BILSTM_KINDS = ("student", "baseline")
-# The charts of metrics/charts/<chart>/ (dvc.yaml's plots), each drawn from the metrics/<task>/plots/ files listed
-# in distill/report/charts.py.
-CHARTS = ("dev_accuracy", "accuracy_vs_speed", "throughput_vs_batch", "cross_entropy_loss", "distillation_loss",
-          "confusion")
 # In every trained model's folder: the precision it trained in and the hardware it trained on (runtime.hardware_record)
 TRAINING_FILE = "training.json"
 
@@ -159,9 +153,3 @@ class TaskPaths:
 
     def report(self, name: str) -> Path:
         return self.metrics / "reports" / f"{name}.json"
-
-    def chart(self, name: str) -> Path:
-        """metrics/charts/<name>/<task>.csv: the rows `dvc plots` draws as this task's chart `name`."""
-        if name not in CHARTS:
-            raise ValueError(f"{name!r} is not one of {CHARTS}")
-        return Path(self.metrics_root) / "charts" / name / f"{self.task}.csv"

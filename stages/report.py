@@ -13,7 +13,7 @@ import typer
 from distill.cli import MetricsDir, ModelsDir, TaskName
 from distill.io import UserError, get_logger, publish, run_cli
 from distill.layout import TaskPaths
-from distill.report.charts import charts_of, write_chart
+from distill.report.charts import chart_path, charts_of, write_chart
 from distill.report.runs import TOP_LEVEL, collect, copy_into
 
 app = typer.Typer(add_completion=False)
@@ -29,7 +29,7 @@ def main(task_name: TaskName, models_dir: ModelsDir = Path("models"), metrics_di
         raise UserError(f"{paths.run('evaluate').parent}: the run folders hold no files")
     log.info("read %d files from %s", len(files), paths.run("evaluate").parent)
     charts = charts_of(files)
-    outs = [paths.metrics / name for name in names] + [paths.chart(name) for name in charts]
+    outs = [paths.metrics / name for name in names] + [chart_path(paths, name) for name in charts]
     with publish(*outs) as tmps:
         copy_into(files, dict(zip(names, tmps)))
         for sources, tmp in zip(charts.values(), tmps[len(names):]):

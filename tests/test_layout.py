@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from distill.layout import CHARTS, RUN_STAGES, TaskPaths, split_file, tag_columns, user_path, workspace_root
+from distill.layout import RUN_STAGES, TaskPaths, split_file, tag_columns, user_path, workspace_root
+from distill.report.charts import CHARTS, chart_path
 from helpers import REPO
 
 
@@ -40,9 +41,9 @@ def test_task_paths_other_roots(tmp_path):
     assert p.model("teacher") == tmp_path / "m" / "sst2" / "teacher"
     assert p.report("teacher_finetune") == tmp_path / "x" / "sst2" / "reports" / "teacher_finetune.json"
     # chart first, task second: dvc.yaml's plots name each chart's folder once, for every task
-    assert p.chart("confusion") == tmp_path / "x" / "charts" / "confusion" / "sst2.csv"
+    assert chart_path(p, "confusion") == tmp_path / "x" / "charts" / "confusion" / "sst2.csv"
     with pytest.raises(ValueError, match="not one of"):
-        p.chart("confusion_matrices")
+        chart_path(p, "confusion_matrices")
 
 
 def test_dvc_yaml_outputs_are_the_layout_paths():
@@ -59,7 +60,7 @@ def test_dvc_yaml_outputs_are_the_layout_paths():
               *(p.model("export") / k for k in ("student", "baseline")),  # the exported ONNX folders
               *(p.run(stage) for stage in RUN_STAGES),  # the expensive stages' reports, DVC-cached
               *(p.scores(k) for k in ("teacher", "student", "baseline")), p.speed, p.plots, p.metrics / "reports",
-              *(p.chart(name) for name in CHARTS)}  # the report stage's chart files
+              *(chart_path(p, name) for name in CHARTS)}  # the report stage's chart files
     assert declared == layout
 
 

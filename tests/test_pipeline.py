@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from distill.layout import CHARTS, RUN_STAGES, TaskPaths
+from distill.layout import RUN_STAGES, TaskPaths
+from distill.report.charts import CHARTS, chart_path
 from distill.student.model import load_student
 
 TASK = "rotten_tomatoes"
@@ -103,12 +104,12 @@ def test_dvc_repro_tiny_end_to_end(tiny_dvc_repo):
     # every chart dvc.yaml declares (a folder of one file per task) has the task's file, with its x and y columns
     # and every model's rows
     charts = dict(next(iter(entry.items())) for entry in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"])
-    assert sorted(charts) == sorted(p.chart(name).parent.relative_to(repo).as_posix() for name in CHARTS)
+    assert sorted(charts) == sorted(chart_path(p, name).parent.relative_to(repo).as_posix() for name in CHARTS)
     for folder, chart in charts.items():
         table = pd.read_csv(repo / folder / f"{TASK}.csv")
         assert chart["x"] in table.columns and chart["y"] in table.columns, (folder, list(table.columns))
-    assert pd.read_csv(p.chart("confusion"))["model"].unique().tolist() == ["teacher", "student", "baseline"]
-    assert pd.read_csv(p.chart("dev_accuracy"))["model"].str.split().str[0].unique().tolist() == [
+    assert pd.read_csv(chart_path(p, "confusion"))["model"].unique().tolist() == ["teacher", "student", "baseline"]
+    assert pd.read_csv(chart_path(p, "dev_accuracy"))["model"].str.split().str[0].unique().tolist() == [
         "teacher", "student", "baseline"]
     shown = json.loads(_dvc(repo, "plots", "show", "--json").stdout)
     assert "errors" not in shown and set(shown["data"]) == {f"{folder}/{TASK}.csv" for folder in charts}

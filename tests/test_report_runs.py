@@ -4,6 +4,7 @@ import json
 
 from conftest import one_line_error, run_stage
 from distill.layout import RUN_STAGES, TaskPaths
+from distill.report.charts import chart_path
 
 TASK = "rotten_tomatoes"
 
@@ -70,14 +71,14 @@ def test_each_chart_file_holds_every_models_rows(tmp_path):
         (paths.run(stage) / "plots" / name).parent.mkdir(parents=True, exist_ok=True)
         (paths.run(stage) / "plots" / name).write_text(text)
     report(tmp_path)
-    assert paths.chart("dev_accuracy").read_text() == (
+    assert chart_path(paths, "dev_accuracy").read_text() == (
         "model,lr,epoch,step,dev_accuracy,train_loss,dev_f1\n"
         "teacher lr=5e-05,5e-05,1.0,319,0.8298,,\nstudent,,1,,0.8188,1.942154,\nbaseline,,1,,0.6878,0.64,0.2\n")
-    assert paths.chart("cross_entropy_loss").read_text() == (
+    assert chart_path(paths, "cross_entropy_loss").read_text() == (
         "model,lr,epoch,step,train_loss,dev_accuracy,dev_f1\n"
         "teacher lr=5e-05,5e-05,0.0596,19,0.69,,\nbaseline,,1,,0.64,0.6878,0.2\n")
-    assert paths.chart("distillation_loss").read_text() == csvs[("train_student", "student_curve.csv")]
-    assert paths.chart("confusion").read_text() == \
+    assert chart_path(paths, "distillation_loss").read_text() == csvs[("train_student", "student_curve.csv")]
+    assert chart_path(paths, "confusion").read_text() == \
         "model,actual,predicted\nteacher,positive,teacher\nstudent,positive,student\nbaseline,positive,baseline\n"
     for (stage, name), text in csvs.items():  # metrics/<task>/plots/ stays the run folders' copy
         assert (paths.plots / name).read_text() == text

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from distill.layout import CHARTS
+from distill.layout import TaskPaths
 
 # chart -> the files it draws, relative to metrics/<task>/, in the order their rows are written
 SOURCES: dict[str, tuple[str, ...]] = {
@@ -22,8 +22,16 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "distillation_loss": ("plots/student_curve.csv",),
     "confusion": ("plots/confusion/teacher.csv", "plots/confusion/student.csv", "plots/confusion/baseline.csv"),
 }
-assert tuple(SOURCES) == CHARTS
+CHARTS = tuple(SOURCES)
 MODEL = "model"
+
+
+def chart_path(paths: TaskPaths, name: str) -> Path:
+    """metrics/charts/<name>/<task>.csv: the rows `dvc plots` draws as the task's chart `name`. (Here, not in
+    distill/layout.py, which every stage depends on: only the report stage writes these files.)"""
+    if name not in SOURCES:
+        raise ValueError(f"{name!r} is not one of {CHARTS}")
+    return Path(paths.metrics_root) / "charts" / name / f"{paths.task}.csv"
 
 
 def charts_of(files: dict[Path, Path]) -> dict[str, list[Path]]:
