@@ -4,9 +4,10 @@
 # grid, then a headless-Chromium screenshot sized to the page. Run from the repository root.
 #
 # Usage: benchmarks/render_plots.sh [OUT.png] [PLOT_ID ...]       (-h, --help: this text)
-#   benchmarks/render_plots.sh docs/plots.png                                   # every plot of sst2 (the default)
-#   benchmarks/render_plots.sh docs/plots.png "rotten_tomatoes: dev accuracy by epoch" ...
-#   TASK=rotten_tomatoes benchmarks/render_plots.sh docs/plots.png              # every plot of one task
+#   benchmarks/render_plots.sh docs/plots.png                        # sst2's charts (the default), throughput aside
+#   benchmarks/render_plots.sh docs/plots.png metrics/charts/dev_accuracy metrics/charts/confusion
+#   TASK=rotten_tomatoes benchmarks/render_plots.sh docs/plots.png   # another task's
+# A PLOT_ID is a chart of dvc.yaml's plots: a folder of metrics/charts/ with one file per task; TASK picks the file.
 #
 # Installs nothing. Needs, once (a package registry is enough, no other internet):
 #   - Chromium:  apt-get install -y chromium        (or CHROMIUM=/path/to/chrome)
@@ -16,7 +17,7 @@
 #         && for f in *.tgz; do mkdir -p "${f%.tgz}" && tar xzf "$f" -C "${f%.tgz}"; done
 #     (any folder with vega.min.js, vega-lite.min.js and vega-embed.min.js in build/ folders below it works, e.g.
 #     one where `npm install vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2` ran).
-# Env: TASK (default sst2; ignored when plot ids are given), WIDTH (page width in px, default 1500),
+# Env: TASK (default sst2), WIDTH (page width in px, default 1500),
 #      REVS (draw `dvc plots diff $REVS` instead of `dvc plots show`, e.g. REVS=HEAD or REVS="main exp-1"),
 #      VEGA_DIR, CHROMIUM, KEEP (keep the temporary folder). Missing plot files render as empty charts (DVC warns).
 set -euo pipefail
@@ -41,17 +42,25 @@ vega_lite=$(find_js vega-lite.min.js)
 vega_embed=$(find_js vega-embed.min.js)
 
 if [ $# -eq 0 ]; then
-    set -- "$task: dev accuracy by epoch" "$task: accuracy vs speed" "$task: cross-entropy training loss" \
-           "$task: student distillation loss" "$task: confusion matrices"
+    set -- metrics/charts/dev_accuracy metrics/charts/accuracy_vs_speed metrics/charts/cross_entropy_loss \
+           metrics/charts/distillation_loss metrics/charts/confusion
 fi
+# DVC draws every chart (given as targets, an existing path would be drawn twice: once more without its dvc.yaml
+# settings); the page shows only TASK's file of each chart asked for, by the id dvc-render gives it (the file's
+# path with / and . as _).
+shown=""
+for chart in "$@"; do
+    id="${chart%/}/$task.csv"
+    shown+="${shown:+,}#${id//[\/.]/_}"
+done
 
 work=$(mktemp -d)
 [ -n "${KEEP:-}" ] && echo "render_plots: keeping $work" >&2 || trap 'rm -rf "$work"' EXIT
 if [ -n "${REVS:-}" ]; then  # e.g. REVS="HEAD": the workspace against HEAD (`dvc plots diff`)
     # shellcheck disable=SC2086
-    dvc plots diff $REVS --targets "$@" -o "$work/dvc_plots" >"$work/dvc.log" 2>&1 || { cat "$work/dvc.log" >&2; exit 1; }
+    dvc plots diff $REVS -o "$work/dvc_plots" >"$work/dvc.log" 2>&1 || { cat "$work/dvc.log" >&2; exit 1; }
 else
-    dvc plots show -o "$work/dvc_plots" "$@" >"$work/dvc.log" 2>&1 || { cat "$work/dvc.log" >&2; exit 1; }
+    dvc plots show -o "$work/dvc_plots" >"$work/dvc.log" 2>&1 || { cat "$work/dvc.log" >&2; exit 1; }
 fi
 grep -i "failed\|error" "$work/dvc.log" >&2 || true
 
@@ -59,7 +68,7 @@ grep -i "failed\|error" "$work/dvc.log" >&2 || true
 sed -e "s#https://cdn.jsdelivr.net/npm/vega@[0-9.]*#file://$vega#" \
     -e "s#https://cdn.jsdelivr.net/npm/vega-lite@[0-9.]*#file://$vega_lite#" \
     -e "s#https://cdn.jsdelivr.net/npm/vega-embed@[0-9.]*#file://$vega_embed#" \
-    -e "s|</head>|<style>body{display:flex;flex-wrap:wrap;align-items:flex-start;width:${width}px;margin:0;padding:6px;background:white} body>div{margin:6px 10px} .vega-embed details{display:none}</style></head>|" \
+    -e "s|</head>|<style>body{display:flex;flex-wrap:wrap;align-items:flex-start;width:${width}px;margin:0;padding:6px;background:white} body>div{margin:6px 10px;display:none} $shown{display:block} .vega-embed details{display:none}</style></head>|" \
     -e "s|</body>|<script>window.addEventListener('load',()=>setTimeout(()=>{let w=0,h=0;for(const d of document.body.children){const r=d.getBoundingClientRect();w=Math.max(w,r.right);h=Math.max(h,r.bottom)}document.title='SIZE '+Math.ceil(w+12)+'x'+Math.ceil(h+12)},2000))</script></body>|" \
     "$work/dvc_plots/index.html" >"$work/offline.html"
 if grep -q "cdn.jsdelivr" "$work/offline.html"; then

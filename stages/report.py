@@ -1,7 +1,9 @@
 """report stage: the expensive stages' reports, curves and scores (models/<task>/runs/<stage>/, DVC-cached, so a
 configuration seen before is restored from DVC's run cache instead of recomputed) copied to metrics/<task>/:
-{teacher,student,baseline}.json, speed.json, plots/ and reports/, the files git tracks and `dvc metrics`, `dvc plots`
-and `dvc exp show` read. Cheap (file copies), so it is the one stage that runs on every new result."""
+{teacher,student,baseline}.json, speed.json, plots/ and reports/, the files git tracks and `dvc metrics` and `dvc exp
+show` read; and the task's file of each chart `dvc plots` draws, metrics/charts/<chart>/<task>.csv (every model's rows
+of metrics/<task>/plots/ that the chart shows). Cheap (file copies), so it is the one stage that runs on every new
+result."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +13,7 @@ import typer
 from distill.cli import MetricsDir, ModelsDir, TaskName
 from distill.io import UserError, get_logger, publish, run_cli
 from distill.layout import TaskPaths
+from distill.report.charts import chart_path, charts_of, write_chart
 from distill.report.runs import TOP_LEVEL, collect, copy_into
 
 app = typer.Typer(add_completion=False)
@@ -25,9 +28,12 @@ def main(task_name: TaskName, models_dir: ModelsDir = Path("models"), metrics_di
     if not names:
         raise UserError(f"{paths.run('evaluate').parent}: the run folders hold no files")
     log.info("read %d files from %s", len(files), paths.run("evaluate").parent)
-    outs = [paths.metrics / name for name in names]
+    charts = charts_of(files)
+    outs = [paths.metrics / name for name in names] + [chart_path(paths, name) for name in charts]
     with publish(*outs) as tmps:
         copy_into(files, dict(zip(names, tmps)))
+        for sources, tmp in zip(charts.values(), tmps[len(names):]):
+            write_chart(sources, tmp)
     log.info("wrote %s", ", ".join(map(str, outs)))
 
 

@@ -36,7 +36,8 @@ ENV.pop("PYTHONPATH", None)  # stages must find distill by themselves (their own
 
 
 def copy_repo(dest: Path) -> None:
-    """The working tree's tracked and untracked-unignored files, without pipeline outputs, dvc.lock or DVC cache."""
+    """The working tree's tracked and untracked-unignored files, without pipeline outputs, dvc.lock or DVC cache
+    (of .dvc/, only its config, .gitignore and chart templates)."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split("\0")
     for rel in filter(None, files):
@@ -51,6 +52,8 @@ def copy_repo(dest: Path) -> None:
     for name in (".gitignore", "config"):
         if (REPO / ".dvc" / name).is_file():
             shutil.copy2(REPO / ".dvc" / name, dest / ".dvc" / name)
+    if (REPO / ".dvc" / "plots").is_dir():  # dvc.yaml's chart templates, for `dvc plots show`
+        shutil.copytree(REPO / ".dvc" / "plots", dest / ".dvc" / "plots")
 
 
 def run(cwd: Path, *cmd: str, check: bool = True, timeout: float = 600,

@@ -1,6 +1,6 @@
 """benchmarks/render_plots.sh with a stand-in for headless Chromium and empty vega builds: `dvc plots show` on this
-repository's plots, every CDN script tag of dvc-render's page pointed at the local builds, the screenshot written;
-and the one-line errors when a build or Chromium is missing."""
+repository's plots, every CDN script tag of dvc-render's page pointed at the local builds, only one task's charts
+shown, the screenshot written; and the one-line errors when a build or Chromium is missing."""
 import os
 import shutil
 import subprocess
@@ -53,6 +53,12 @@ def test_renders_the_task_plots_with_local_builds(tmp_path):
     assert "cdn.jsdelivr" not in page
     for name in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js"):
         assert f"file://{tmp_path}/vega/build/{name}" in page
+    # every task's chart is on the page, only TASK's five (throughput aside) are shown
+    charts = ("dev_accuracy", "accuracy_vs_speed", "cross_entropy_loss", "distillation_loss", "confusion")
+    shown = ",".join(f"#metrics_charts_{chart}_rotten_tomatoes_csv" for chart in charts)
+    assert f"body>div{{margin:6px 10px;display:none}} {shown}{{display:block}}" in page
+    assert all(f'<div id = "metrics_charts_{chart}_{task}_csv">' in page
+               for chart in charts for task in ("rotten_tomatoes", "sst2"))
 
 
 def test_missing_builds_are_a_one_line_error(tmp_path):

@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from distill.layout import RUN_STAGES, TaskPaths, split_file, tag_columns, user_path, workspace_root
+from distill.report.charts import CHARTS, chart_path
 from helpers import REPO
 
 
@@ -39,6 +40,10 @@ def test_task_paths_other_roots(tmp_path):
     assert p.train == tmp_path / "d" / "sst2" / "train.parquet"
     assert p.model("teacher") == tmp_path / "m" / "sst2" / "teacher"
     assert p.report("teacher_finetune") == tmp_path / "x" / "sst2" / "reports" / "teacher_finetune.json"
+    # chart first, task second: dvc.yaml's plots name each chart's folder once, for every task
+    assert chart_path(p, "confusion") == tmp_path / "x" / "charts" / "confusion" / "sst2.csv"
+    with pytest.raises(ValueError, match="not one of"):
+        chart_path(p, "confusion_matrices")
 
 
 def test_dvc_yaml_outputs_are_the_layout_paths():
@@ -54,7 +59,8 @@ def test_dvc_yaml_outputs_are_the_layout_paths():
               p.transfer, p.teacher_vectors, p.logits, *(p.model(k) for k in ("teacher", "student", "baseline")),
               *(p.model("export") / k for k in ("student", "baseline")),  # the exported ONNX folders
               *(p.run(stage) for stage in RUN_STAGES),  # the expensive stages' reports, DVC-cached
-              *(p.scores(k) for k in ("teacher", "student", "baseline")), p.speed, p.plots, p.metrics / "reports"}
+              *(p.scores(k) for k in ("teacher", "student", "baseline")), p.speed, p.plots, p.metrics / "reports",
+              *(chart_path(p, name) for name in CHARTS)}  # the report stage's chart files
     assert declared == layout
 
 

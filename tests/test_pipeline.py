@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 
 from distill.layout import RUN_STAGES, TaskPaths
+from distill.report.charts import CHARTS, chart_path
 from distill.student.model import load_student
 
 TASK = "rotten_tomatoes"
@@ -100,14 +101,18 @@ def test_dvc_repro_tiny_end_to_end(tiny_dvc_repo):
     curve = pd.read_csv(p.plots / "throughput_vs_batch.csv")
     assert curve["batch_size"].tolist() == [1, 8, 64, 512] * 3
 
-    # every chart dvc.yaml declares for the task finds its file and its x and y columns
-    charts = [c for entry in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"] for name, c in entry.items()
-              if name.startswith(f"{TASK}:")]
-    assert len(charts) >= 4
-    for chart in charts:
-        for path, y in chart["y"].items():
-            columns = pd.read_csv(repo / path).columns
-            assert chart["x"] in columns and y in columns, (path, list(columns))
+    # every chart dvc.yaml declares (a folder of one file per task) has the task's file, with its x and y columns
+    # and every model's rows
+    charts = dict(next(iter(entry.items())) for entry in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"])
+    assert sorted(charts) == sorted(chart_path(p, name).parent.relative_to(repo).as_posix() for name in CHARTS)
+    for folder, chart in charts.items():
+        table = pd.read_csv(repo / folder / f"{TASK}.csv")
+        assert chart["x"] in table.columns and chart["y"] in table.columns, (folder, list(table.columns))
+    assert pd.read_csv(chart_path(p, "confusion"))["model"].unique().tolist() == ["teacher", "student", "baseline"]
+    assert pd.read_csv(chart_path(p, "dev_accuracy"))["model"].str.split().str[0].unique().tolist() == [
+        "teacher", "student", "baseline"]
+    shown = json.loads(_dvc(repo, "plots", "show", "--json").stdout)
+    assert "errors" not in shown and set(shown["data"]) == {f"{folder}/{TASK}.csv" for folder in charts}
 
     # metrics/<task>/ is the report stage's copy of the expensive stages' run folders (DVC-cached), file for file
     copied = {f.relative_to(p.run(stage)): f for stage in RUN_STAGES for f in p.run(stage).rglob("*") if f.is_file()}

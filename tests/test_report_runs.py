@@ -1,8 +1,10 @@
-"""The report stage: the expensive stages' run folders (models/<task>/runs/<stage>/) merged into metrics/<task>/."""
+"""The report stage: the expensive stages' run folders (models/<task>/runs/<stage>/) merged into metrics/<task>/, and
+each chart's file of the task (metrics/charts/<chart>/<task>.csv) made from them."""
 import json
 
 from conftest import one_line_error, run_stage
 from distill.layout import RUN_STAGES, TaskPaths
+from distill.report.charts import chart_path
 
 TASK = "rotten_tomatoes"
 
@@ -45,6 +47,41 @@ def test_report_copies_every_run_file_to_metrics(tmp_path):
                    "teacher.json"]
     assert json.loads(paths.speed.read_text()) == {"stage": "benchmark", "file": "speed.json"}
     assert (paths.metrics / "experiments").is_dir()
+    # a chart with none of its files here (no throughput curve) is not written
+    charts = sorted(p.relative_to(tmp_path / "metrics").as_posix() for p in (tmp_path / "metrics").rglob("charts/*/*"))
+    assert charts == [f"charts/{name}/{TASK}.csv" for name in ("accuracy_vs_speed", "confusion", "cross_entropy_loss",
+                                                              "dev_accuracy", "distillation_loss")]
+
+
+def test_each_chart_file_holds_every_models_rows(tmp_path):
+    """One file per chart and task, the rows of the files the chart draws one after the other under the union of
+    their columns, values as written; a confusion matrix, which has no `model` column, gets its file's name."""
+    paths = TaskPaths(TASK, tmp_path / "data", tmp_path / "models", tmp_path / "metrics")
+    fill_runs(paths)
+    csvs = {("finetune_teacher", "teacher_curve.csv"):
+            "model,lr,epoch,step,dev_accuracy\nteacher lr=5e-05,5e-05,1.0,319,0.8298\n",
+            ("finetune_teacher", "teacher_loss.csv"):
+            "model,lr,epoch,step,train_loss\nteacher lr=5e-05,5e-05,0.0596,19,0.69\n",
+            ("train_student", "student_curve.csv"): "model,epoch,train_loss,dev_accuracy\nstudent,1,1.942154,0.8188\n",
+            ("train_baseline", "baseline_curve.csv"):
+            "model,epoch,train_loss,dev_accuracy,dev_f1\nbaseline,1,0.64,0.6878,0.2\n",
+            **{("evaluate", f"confusion/{kind}.csv"): f"actual,predicted\npositive,{kind}\n"
+               for kind in ("teacher", "student", "baseline")}}
+    for (stage, name), text in csvs.items():
+        (paths.run(stage) / "plots" / name).parent.mkdir(parents=True, exist_ok=True)
+        (paths.run(stage) / "plots" / name).write_text(text)
+    report(tmp_path)
+    assert chart_path(paths, "dev_accuracy").read_text() == (
+        "model,lr,epoch,step,dev_accuracy,train_loss,dev_f1\n"
+        "teacher lr=5e-05,5e-05,1.0,319,0.8298,,\nstudent,,1,,0.8188,1.942154,\nbaseline,,1,,0.6878,0.64,0.2\n")
+    assert chart_path(paths, "cross_entropy_loss").read_text() == (
+        "model,lr,epoch,step,train_loss,dev_accuracy,dev_f1\n"
+        "teacher lr=5e-05,5e-05,0.0596,19,0.69,,\nbaseline,,1,,0.64,0.6878,0.2\n")
+    assert chart_path(paths, "distillation_loss").read_text() == csvs[("train_student", "student_curve.csv")]
+    assert chart_path(paths, "confusion").read_text() == \
+        "model,actual,predicted\nteacher,positive,teacher\nstudent,positive,student\nbaseline,positive,baseline\n"
+    for (stage, name), text in csvs.items():  # metrics/<task>/plots/ stays the run folders' copy
+        assert (paths.plots / name).read_text() == text
 
 
 def test_a_missing_run_folder_names_the_stage_to_run(tmp_path):
