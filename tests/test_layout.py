@@ -18,6 +18,7 @@ def test_task_paths_default_roots():
     assert p.download_report == Path("data/qqp/download.json")
     assert (p.postag, p.tag_unigrams) == (Path("data/qqp/postag.parquet"), Path("data/qqp/tag_unigrams.parquet"))
     assert p.transfer == Path("data/qqp/transfer.parquet")
+    assert p.transfer_iterations == Path("data/qqp/transfer_iterations.parquet")
     assert p.teacher_vectors == Path("data/qqp/teacher_vectors.parquet")
     assert p.logits == Path("data/qqp/teacher_logits.parquet")
     assert p.model("student") == Path("models/qqp/student")
@@ -56,7 +57,7 @@ def test_dvc_yaml_outputs_are_the_layout_paths():
             declared.add(Path(name.replace("${item}", "sst2")))
     p = TaskPaths("sst2")
     layout = {p.split("train"), p.split("dev"), p.split("test"), p.task_file, p.download_report, p.postag, p.tag_unigrams,
-              p.transfer, p.teacher_vectors, p.logits, *(p.model(k) for k in ("teacher", "student", "baseline")),
+              p.transfer, p.transfer_iterations, p.teacher_vectors, p.logits, *(p.model(k) for k in ("teacher", "student", "baseline")),
               *(p.model("export") / k for k in ("student", "baseline")),  # the exported ONNX folders
               *(p.run(stage) for stage in RUN_STAGES),  # the expensive stages' reports, DVC-cached
               *(p.scores(k) for k in ("teacher", "student", "baseline")), p.speed, p.plots, p.metrics / "reports",
