@@ -849,6 +849,7 @@ def test_kill_9_download_leaves_one_complete_set_and_a_rerun_cleans_up(tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == sorted(DOWNLOAD_OUTS)
 
 
+AUGMENT_OUTS = ("transfer.parquet", "transfer_iterations.parquet")  # published together
 AUGMENT_INPUTS = ("train.parquet", "dev.parquet", "test.parquet", "task.json", "postag.parquet",
                   "tag_unigrams.parquet")
 
@@ -860,22 +861,22 @@ def test_kill_9_augment_leaves_old_or_new_transfer_and_a_rerun_cleans_up(tmp_pat
     for seed in (1, 2):
         params = write_params(tmp_path / f"p{seed}.yaml", {"augment.seed": seed, "augment.n_iter.rotten_tomatoes": 30})
         assert call("augment.py", "--task", TASK, "--data-dir", tmp_path / "data", "--params-file", params).rc == 0
-        refs.append(_outputs(folder, ["transfer.parquet"]))
+        refs.append(_outputs(folder, AUGMENT_OUTS))
     assert refs[0] != refs[1] and len(refs[0]["transfer.parquet"]) > 200_000
     mid_write = []
     for delay, after in ((0.0, None), (0.01, None), (0.05, None), (None, 0.7)):
-        seed = 1 if _outputs(folder, ["transfer.parquet"]) == refs[1] else 2
+        seed = 1 if _outputs(folder, AUGMENT_OUTS) == refs[1] else 2
         killed, _ = _kill_when(["-m", "stages.augment", "--task", TASK, "--data-dir", tmp_path / "data",
                                 "--params-file", tmp_path / f"p{seed}.yaml"], folder / TMP_DIR, delay, after)
         mid_write.append(killed)
-        _check_after_kill(folder, ["transfer.parquet"], refs, AUGMENT_INPUTS)
+        _check_after_kill(folder, AUGMENT_OUTS, refs, AUGMENT_INPUTS)
     assert any(mid_write), "no kill landed while the stage was writing"
     assert call("augment.py", "--task", TASK, "--data-dir", tmp_path / "data", "--params-file",
                 tmp_path / "p1.yaml").rc == 0
-    assert _outputs(folder, ["transfer.parquet"]) == refs[0]
+    assert _outputs(folder, AUGMENT_OUTS) == refs[0]
     assert sorted(p.name for p in folder.iterdir()) == ["dev.parquet", "postag.parquet", "tag_unigrams.parquet",
                                                        "task.json", "test.parquet", "train.parquet",
-                                                       "transfer.parquet"]
+                                                       "transfer.parquet", "transfer_iterations.parquet"]
 
 
 # ---- What to build: the README section ---------------------------------------------------------------------------

@@ -14,7 +14,8 @@ student sst2-iters-0 -S student.transfer_iters=0
 student sst2-iters-5 -S student.transfer_iters=5
 student sst2-iters-10 -S student.transfer_iters=10
 student sst2-iters-8-6ep -S student.transfer_iters=8 -S student.epochs=6   # the MiniLM run's n_iter and epochs
-student sst2-hidden-300 -S student.hidden=300 -S student.fc=400
-student sst2-teacher-vectors -S student.embeddings=teacher
+# the costly ones capped to fit the session (768-d MPNet vectors, multichannel: ~6x the input work a token)
+student sst2-teacher-vectors-3ep -S student.embeddings=teacher -S student.epochs=3
+student sst2-hidden-300-6ep -S student.hidden=300 -S student.fc=400 -S student.epochs=6
 dvc queue start -j "$jobs"
 dvc queue status
