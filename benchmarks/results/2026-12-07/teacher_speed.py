@@ -2,7 +2,7 @@
 task, batch 512, fp32, as the benchmark stage times its teacher (distill.report.benchmark.benchmark_teacher), with
 a fresh classification head of the task's width on the pre-trained encoder: fine-tuning changes no shape, so the
 cost is the fine-tuned teacher's. Run from the repository root, pinned:
-    OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/results/2026-12-07/teacher_speed.py --task sst2 --model minilm
+    PYTHONPATH=. OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/results/2026-12-07/teacher_speed.py --task sst2 --model minilm
 """
 import argparse
 import json
