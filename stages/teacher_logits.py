@@ -1,6 +1,6 @@
 """teacher_logits stage: the fine-tuned teacher's logits for every row of data/<task>/transfer.parquet ->
 data/<task>/teacher_logits.parquet (same rows, same order), and models/<task>/runs/teacher_logits/reports/
-teacher_logits.json (rows, precision, hardware, time), which the report stage copies to metrics/<task>/reports/.
+teacher_logits.json (rows, precision, hardware, wall time, rows/s and teacher tokens/s), which the report stage copies to metrics/<task>/reports/.
 
 Resumable (a killed run continues from its last completed shard) and shardable across processes/GPUs:
 `accelerate launch -m stages.teacher_logits --task sst2`."""
@@ -12,16 +12,17 @@ from pathlib import Path
 import torch
 import typer
 from accelerate import PartialState
+from accelerate.utils import gather_object
 
 from distill import config
 from distill.cli import DataDir, ModelsDir, PARAMS_FILE, ParamsFile, Settings, TaskName, settings_help
 from distill.config import LogitsRuntime
 from distill.io import get_logger, publish, run_cli, write_json
 from distill.layout import TaskPaths
-from distill.runtime import hardware_record, resolve_bf16, usable_cores
+from distill.runtime import hardware_record, resolve_bf16, throughput, usable_cores
 from distill.tasks import load_task
-from distill.teacher.logits import assemble_into, compute_shards, drop_parts, fingerprint, prepare_work_dir, \
-    transfer_rows, work_dir_for
+from distill.teacher.logits import ShardWork, assemble_into, compute_shards, drop_parts, fingerprint, \
+    prepare_work_dir, transfer_rows, work_dir_for
 from distill.teacher.model import load_teacher
 from distill.teacher.params import LogitsParams
 
@@ -53,9 +54,11 @@ def main(task_name: TaskName, settings: Settings = None, data_dir: DataDir = Pat
         prepare_work_dir(work_dir_for(paths.logits), fp, n, run.logits_shard_rows)
     state.wait_for_everyone()
     start = time.perf_counter()
-    compute_shards(task, paths.transfer, paths.logits, model, tokenizer, batch_size=run.logits_batch_size,
-                   bf16=use_bf16, shard_rows=run.logits_shard_rows, max_length=cfg.max_length,
-                   process_index=state.process_index, num_processes=state.num_processes)
+    work = compute_shards(task, paths.transfer, paths.logits, model, tokenizer, batch_size=run.logits_batch_size,
+                          bf16=use_bf16, shard_rows=run.logits_shard_rows, max_length=cfg.max_length,
+                          process_index=state.process_index, num_processes=state.num_processes)
+    if state.num_processes > 1:
+        work = sum(gather_object([work]), ShardWork())
     state.wait_for_everyone()
     if state.is_main_process:
         # the logits and their report switch together; the parts go only once both are in place
@@ -64,7 +67,8 @@ def main(task_name: TaskName, settings: Settings = None, data_dir: DataDir = Pat
             wall = time.perf_counter() - start  # this run's share: shards a killed run left are not recomputed
             write_json({"task": task_name, "rows": rows, "precision": "bf16" if use_bf16 else "fp32",
                         "processes": state.num_processes, "hardware": hardware_record(device),
-                        "wall_s": round(wall, 2)}, report_tmp)
+                        "wall_s": round(wall, 2), "rows_computed": work.rows,  # < rows when a killed run left shards
+                        "tokens_computed": work.tokens, **throughput(work.rows, work.tokens, wall)}, report_tmp)
         drop_parts(paths.logits)
         log.info("wrote %s (%d rows) and %s", paths.logits, rows, paths.report("teacher_logits"))
 

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from distill.layout import RUN_STAGES, TaskPaths
 from distill.report.charts import CHARTS, chart_path
 from distill.student.model import load_student
+from distill.teacher.model import encode, load_tokenizer, token_count
 
 TASK = "rotten_tomatoes"
 
@@ -50,6 +52,15 @@ def test_dvc_repro_tiny_end_to_end(tiny_dvc_repo):
 
     finetune = _json(p.report("teacher_finetune"))
     assert finetune["best_lr"] == 1e-4 and finetune["runs"][0]["train_rows"] == 192 and finetune["dev"]["n"] == 24
+    # the teacher stages' rates count what the teacher read: its tokenizer's tokens, special tokens in, no padding
+    tokenizer = load_tokenizer(str(p.model("teacher")), True)
+    train_tokens = token_count(encode(tokenizer, train["sentence"].tolist(), None, 32))  # teacher.max_length 32
+    transfer_tokens = token_count(encode(tokenizer, transfer["sentence"].tolist(), None, 32))
+    (run,) = finetune["runs"]  # one epoch
+    assert (run["rows_trained"], run["tokens_trained"]) == (192, train_tokens) and train_tokens > 2 * 192
+    rate = lambda count, wall: pytest.approx(count / wall, rel=0.03)  # noqa: E731 (walls are rounded to 10 ms)
+    assert run["rows_per_s"] == rate(192, run["train_wall_s"])
+    assert finetune["tokens_per_s"] == rate(train_tokens, finetune["train_wall_s"])
 
     for kind in ("teacher", "student", "baseline"):
         scores = _json(p.scores(kind))
@@ -120,6 +131,8 @@ def test_dvc_repro_tiny_end_to_end(tiny_dvc_repo):
     assert all((p.metrics / rel).read_bytes() == source.read_bytes() for rel, source in copied.items())
     logits_report = _json(p.report("teacher_logits"))
     assert logits_report["rows"] == len(transfer) and logits_report["precision"] == "fp32"  # tiny params: bf16 false
+    assert (logits_report["rows_computed"], logits_report["tokens_computed"]) == (len(transfer), transfer_tokens)
+    assert logits_report["tokens_per_s"] == rate(transfer_tokens, logits_report["wall_s"])
     for kind in ("teacher", "student", "baseline"):  # every model says what it trained in and on
         assert _json(p.model(kind) / "training.json")["hardware"]["device_type"] == "cpu"
 

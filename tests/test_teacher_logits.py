@@ -13,9 +13,9 @@ import pytest
 from conftest import REPO, one_line_error, run_stage
 from distill.io import UserError
 from distill.layout import TaskPaths
-from distill.teacher.logits import (RowReader, assemble, compute_shards, part_is_complete, part_path,
+from distill.teacher.logits import (RowReader, ShardWork, assemble, compute_shards, part_is_complete, part_path,
                                     prepare_work_dir, shard_table, work_dir_for)
-from distill.teacher.model import load_teacher, teacher_logits
+from distill.teacher.model import encode, load_teacher, teacher_logits, token_count
 from helpers import builtin_task, cli_dirs, keyword_rows, kill_stage_at, write_params, write_task_file
 
 TASK = builtin_task("rotten_tomatoes")
@@ -65,7 +65,7 @@ def test_resume_and_shards_equal_one_run(tiny_teacher, tmp_path, task):
     n = len(rows)
 
     whole = tmp_path / "whole" / "teacher_logits.parquet"
-    assert run_logits(task, transfer, whole, model, tok) == [0, 1, 2, 3, 4]  # ceil(300 / 64) shards
+    assert run_logits(task, transfer, whole, model, tok).shards == [0, 1, 2, 3, 4]  # ceil(300 / 64) shards
     assert assemble(whole, n, 64) == n
     want = pd.read_parquet(whole)
     assert not work_dir_for(whole).exists()
@@ -90,8 +90,8 @@ def test_resume_and_shards_equal_one_run(tiny_teacher, tmp_path, task):
         run_logits(task, transfer, resumed, model, tok, on_shard_done=kill_after_second)
     assert not resumed.exists()
     done = []
-    run_logits(task, transfer, resumed, model, tok, on_shard_done=done.append)
-    assert done == [2, 3, 4]
+    work = run_logits(task, transfer, resumed, model, tok, on_shard_done=done.append)
+    assert done == work.shards == [2, 3, 4] and work.rows == n - 128  # a resumed run counts only its own share
     assemble(resumed, n, 64)
     pd.testing.assert_frame_equal(pd.read_parquet(resumed), want)
 
@@ -100,7 +100,9 @@ def test_resume_and_shards_equal_one_run(tiny_teacher, tmp_path, task):
     prepare_work_dir(work_dir_for(sharded), "fp", n, 64)
     got = [compute_shards(task, transfer, sharded, model, tok, batch_size=16, bf16=False, shard_rows=64,
                           max_length=64, process_index=p, num_processes=2, progress=False) for p in (1, 0)]
-    assert got == [[1, 3], [0, 2, 4]]
+    assert [work.shards for work in got] == [[1, 3], [0, 2, 4]]
+    assert [work.rows for work in got] == [128, 64 * 2 + n - 256] and sum(got, ShardWork()).rows == n
+    assert sum(got, ShardWork()).tokens == token_count(encode(tok, first, second, 64))
     assemble(sharded, n, 64)
     pd.testing.assert_frame_equal(pd.read_parquet(sharded), want)
 

@@ -26,9 +26,9 @@ from distill.data.splits import labelled, texts_of
 from distill.io import UserError, get_logger
 from distill.layout import LABEL
 from distill.metrics import accuracy, f1_positive, split_metrics
-from distill.runtime import hardware_record, resolve_bf16
+from distill.runtime import hardware_record, resolve_bf16, throughput
 from distill.tasks import Task
-from distill.teacher.model import encode, load_tokenizer, teacher_logits, uses_token_types
+from distill.teacher.model import encode, load_tokenizer, teacher_logits, token_count, uses_token_types
 from distill.teacher.mpnet import mpnet_model_dir
 
 log = get_logger("finetune")
@@ -109,6 +109,7 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
         raise UserError("no labelled training rows to fine-tune on")
     train_ds = EncodedDataset(tokenizer, train_df, task, cfg.max_length)
     dev_ds = EncodedDataset(tokenizer, dev_df, task, cfg.max_length)
+    train_tokens = token_count(train_ds.items)
     log.info("fine-tuning %s on %d training rows, dev %s: %d rows, lr grid %s", source, len(train_ds),
              task.dev_split, len(dev_ds), list(cfg.learning_rates))
 
@@ -170,8 +171,12 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
             loss_curve += [{"model": line, "lr": float(lr), "epoch": round(h["epoch"], 4), "step": h["step"],
                             "train_loss": h["loss"]} for h in history if "loss" in h]
             run_best = max(evals, key=lambda e: e["accuracy"])
+            epochs_done = trainer.state.epoch  # rates count the rows trained on; the wall includes dev evaluations
+            trained = {"rows_trained": round(len(train_ds) * epochs_done),
+                       "tokens_trained": round(train_tokens * epochs_done)}
             runs.append({"lr": float(lr), "dev": evals, "best_epoch": run_best["epoch"],
-                         "train_wall_s": round(wall, 2), "train_rows": len(train_ds)})
+                         "train_wall_s": round(wall, 2), "train_rows": len(train_ds), **trained,
+                         **throughput(trained["rows_trained"], trained["tokens_trained"], wall)})
             log.info("lr %g: best dev accuracy %.4f at epoch %s (%.1fs)", lr, run_best["accuracy"],
                      run_best["epoch"], wall)
             if run_best["accuracy"] > best["accuracy"]:  # ties keep the earlier lr: deterministic
@@ -193,7 +198,9 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
               "precision": precision, "hardware": hardware_record(PartialState().device),
               "fused_adamw": cfg.fused_adamw, "runs": runs,
               "best_lr": best["lr"], "best_epoch": best["epoch"], "dev": dev_metrics,
-              "train_wall_s": round(sum(r["train_wall_s"] for r in runs), 2)}
+              "train_wall_s": round(sum(r["train_wall_s"] for r in runs), 2),
+              **throughput(sum(r["rows_trained"] for r in runs), sum(r["tokens_trained"] for r in runs),
+                           sum(r["train_wall_s"] for r in runs))}
     return (best_model, tokenizer, report,
             pd.DataFrame(dev_curve, columns=["model", "lr", "epoch", "step", "dev_accuracy"]),
             pd.DataFrame(loss_curve, columns=["model", "lr", "epoch", "step", "train_loss"]))

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -22,7 +23,7 @@ import pyarrow.parquet as pq
 from distill.io import UserError, atomic_path, check_published, get_logger, sha256_file
 from distill.layout import LABEL, LOGITS, ORIGIN, SYNTHETIC, TEACHER_LABEL
 from distill.tasks import Task
-from distill.teacher.model import teacher_logits
+from distill.teacher.model import encode, encoded_logits, token_count
 
 log = get_logger("teacher_logits")
 
@@ -111,10 +112,22 @@ def shard_table(rows: pa.Table, task: Task, logits: np.ndarray) -> pa.Table:
     return pa.table(columns)
 
 
+@dataclass
+class ShardWork:
+    """What one process computed in this run: its shards, their rows and the teacher tokens they held."""
+    shards: list[int] = field(default_factory=list)
+    rows: int = 0
+    tokens: int = 0
+
+    def __add__(self, other: "ShardWork") -> "ShardWork":
+        return ShardWork(sorted(self.shards + other.shards), self.rows + other.rows, self.tokens + other.tokens)
+
+
 def compute_shards(task: Task, transfer_path: Path, out_path: Path, model, tokenizer, *, batch_size: int,
                    bf16: bool, shard_rows: int, max_length: int, process_index: int = 0, num_processes: int = 1,
-                   on_shard_done: Callable[[int], None] | None = None, progress: bool = True) -> list[int]:
-    """This process's shards that are not done yet -> part files. Returns the shard ids computed now."""
+                   on_shard_done: Callable[[int], None] | None = None, progress: bool = True) -> ShardWork:
+    """This process's shards that are not done yet -> part files. Returns what it computed now (shards a killed
+    run left are skipped, so a resumed run counts only its own share)."""
     work_dir = work_dir_for(out_path)
     columns = [*task.text_columns, *PASSTHROUGH]
     reader = RowReader(transfer_path, columns)
@@ -126,24 +139,28 @@ def compute_shards(task: Task, transfer_path: Path, out_path: Path, model, token
     todo = [i for i in mine if not part_is_complete(work_dir, i, min(shard_rows, reader.num_rows - i * shard_rows))]
     log.info("process %d/%d: %d of its %d shard(s) to compute (%d rows per shard)", process_index,
              num_processes, len(todo), len(mine), shard_rows)
-    for k, shard in enumerate(todo):
+    work = ShardWork()
+    for shard in todo:
         start = shard * shard_rows
         rows = reader.read(start, min(start + shard_rows, reader.num_rows))
         first = rows.column(task.text_columns[0]).to_pylist()
         second = rows.column(task.text_columns[1]).to_pylist() if task.is_pair else None
         if progress:
             log.info("shard %d/%d (rows %d-%d)", shard + 1, n_shards, start, start + rows.num_rows - 1)
-        logits = teacher_logits(model, tokenizer, first, second, batch_size=batch_size, bf16=bf16,
-                                max_length=max_length, progress=progress)
+        items = encode(tokenizer, first, second, max_length)
+        logits = encoded_logits(model, tokenizer, items, batch_size=batch_size, bf16=bf16, progress=progress)
         bad = np.flatnonzero(~np.isfinite(logits).all(axis=1))
         if len(bad):
             raise UserError(f"{transfer_path}: the teacher gave non-finite logits for {len(bad)} row(s), first at "
                             f"row(s) {(bad[:5] + start).tolist()}; check the teacher model (nothing written)")
         with atomic_path(part_path(work_dir, shard)) as tmp:
             pq.write_table(shard_table(rows, task, logits), tmp)
+        work.shards.append(shard)
+        work.rows += rows.num_rows
+        work.tokens += token_count(items)
         if on_shard_done is not None:
             on_shard_done(shard)
-    return todo
+    return work
 
 
 def part_is_complete(work_dir: Path, shard: int, rows: int) -> bool:

@@ -121,16 +121,27 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.nd
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-@torch.inference_mode()
 def teacher_logits(model, tokenizer, first: Sequence[str], second: Sequence[str] | None = None,
                    *, batch_size: int, max_length: int, bf16: bool = False, progress: bool = True) -> np.ndarray:
     """Logits (float32, (N, num_labels)) in input order; batches sorted by token length, padded dynamically."""
-    n = len(first)
+    items = encode(tokenizer, first, second, max_length) if len(first) else []
+    return encoded_logits(model, tokenizer, items, batch_size=batch_size, bf16=bf16, progress=progress)
+
+
+def token_count(items: Sequence[tuple]) -> int:
+    """Tokens in `encode`'s output, special tokens included, padding excluded: what the teacher reads."""
+    return sum(len(ids) for ids, _ in items)
+
+
+@torch.inference_mode()
+def encoded_logits(model, tokenizer, items: Sequence[tuple], *, batch_size: int, bf16: bool = False,
+                   progress: bool = True) -> np.ndarray:
+    """`teacher_logits` of examples already tokenized by `encode`."""
+    n = len(items)
     num_labels = model.config.num_labels
     out = np.empty((n, num_labels), dtype=np.float32)
     if n == 0:
         return out
-    items = encode(tokenizer, first, second, max_length)
     batches = length_sorted_batches([len(ids) for ids, _ in items], batch_size)
     device = next(model.parameters()).device
     with_types = uses_token_types(tokenizer)
@@ -145,5 +156,3 @@ def teacher_logits(model, tokenizer, first: Sequence[str], second: Sequence[str]
             bar.update(len(idx))
     model.train(was_training)
     return out
-
-
