@@ -137,12 +137,6 @@ def hardware_record(device: torch.device) -> dict:
     return record
 
 
-def throughput(rows: int, tokens: int, wall_s: float) -> dict:
-    """A teacher stage's rate for its report: rows and teacher tokens (special tokens in, padding out) a second."""
-    wall_s = max(wall_s, 1e-9)
-    return {"rows_per_s": round(rows / wall_s, 1), "tokens_per_s": round(tokens / wall_s, 1)}
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

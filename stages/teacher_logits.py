@@ -19,11 +19,11 @@ from distill.cli import DataDir, ModelsDir, PARAMS_FILE, ParamsFile, Settings, T
 from distill.config import LogitsRuntime
 from distill.io import get_logger, publish, run_cli, write_json
 from distill.layout import TaskPaths
-from distill.runtime import hardware_record, resolve_bf16, throughput, usable_cores
+from distill.runtime import hardware_record, resolve_bf16, usable_cores
 from distill.tasks import load_task
 from distill.teacher.logits import ShardWork, assemble_into, compute_shards, drop_parts, fingerprint, \
     prepare_work_dir, transfer_rows, work_dir_for
-from distill.teacher.model import load_teacher
+from distill.teacher.model import load_teacher, throughput
 from distill.teacher.params import LogitsParams
 
 SETTINGS = (LogitsParams, LogitsRuntime)

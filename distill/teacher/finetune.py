@@ -26,9 +26,9 @@ from distill.data.splits import labelled, texts_of
 from distill.io import UserError, get_logger
 from distill.layout import LABEL
 from distill.metrics import accuracy, f1_positive, split_metrics
-from distill.runtime import hardware_record, resolve_bf16, throughput
+from distill.runtime import hardware_record, resolve_bf16
 from distill.tasks import Task
-from distill.teacher.model import encode, load_tokenizer, teacher_logits, token_count, uses_token_types
+from distill.teacher.model import encode, load_tokenizer, teacher_logits, throughput, token_count, uses_token_types
 from distill.teacher.mpnet import mpnet_model_dir
 
 log = get_logger("finetune")

@@ -133,6 +133,12 @@ def token_count(items: Sequence[tuple]) -> int:
     return sum(len(ids) for ids, _ in items)
 
 
+def throughput(rows: int, tokens: int, wall_s: float) -> dict:
+    """A teacher stage's rate for its report: rows and teacher tokens (special tokens in, padding out) a second."""
+    wall_s = max(wall_s, 1e-9)
+    return {"rows_per_s": round(rows / wall_s, 1), "tokens_per_s": round(tokens / wall_s, 1)}
+
+
 @torch.inference_mode()
 def encoded_logits(model, tokenizer, items: Sequence[tuple], *, batch_size: int, bf16: bool = False,
                    progress: bool = True) -> np.ndarray:
