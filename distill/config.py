@@ -231,18 +231,26 @@ def parse_settings(pairs: Iterable[str] | None, *classes: type) -> dict[str, Any
     like params.yaml (`parse_yaml`: 3e-5 is a float, [2e-5, 3e-5] a list, auto a string). A malformed pair or a key
     the stage does not read is a one-line UserError; `load` checks the values against their rules."""
     known = list(dict.fromkeys(cls.key(f.name) for cls in classes for f in dataclasses.fields(cls)))
+    per_task = {cls.key(f.name) for cls in classes for f in dataclasses.fields(cls) if f.metadata["per_task"]}
     settings: dict[str, Any] = {}
     for pair in pairs or ():
         key, sep, text = pair.partition("=")
         key = key.strip()
         if not sep or not key:
             raise UserError(f"--set {pair}: expected KEY=VALUE, a params.yaml key and its value")
-        if key not in known:
+        parent, _, task = key.rpartition(".")
+        if key not in known and parent not in per_task:
             raise UserError(f"--set {key}: not a setting of this stage (its settings: {', '.join(known) or 'none'})")
         try:
-            settings[key] = parse_yaml(text)
+            value = parse_yaml(text)
         except YAMLError as err:
             raise UserError(f"--set {key}: not a YAML value: {getattr(err, 'problem', None) or err}") from None
+        if key in known:
+            settings[key] = value
+        elif isinstance(settings.setdefault(parent, {}), dict):  # KEY.<task>, as params.yaml spells a per-task map
+            settings[parent][task] = value
+        else:
+            raise UserError(f"--set {key}: {parent} is already set for every task")
     return settings
 
 

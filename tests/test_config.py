@@ -162,6 +162,13 @@ def test_set_wins_and_is_validated_like_the_file(params):
     assert load_with(AugmentParams, "augment.n_iter={rotten_tomatoes: 4, qqp: 9}").n_iter == 4
     assert set_error_of(AugmentParams, "augment.n_iter={qqp: 9}").startswith(
         "--set augment.n_iter has no entry for task 'rotten_tomatoes'")
+    # KEY.<task>, as params.yaml spells a per-task entry (and as `dvc exp run -S` takes it)
+    assert load_with(AugmentParams, "augment.n_iter.qqp=9", "augment.n_iter.rotten_tomatoes=5").n_iter == 5
+    assert set_error_of(AugmentParams, "augment.n_iter.qqp=9").startswith(
+        "--set augment.n_iter has no entry for task 'rotten_tomatoes'")
+    assert set_error_of(AugmentParams, "augment.n_iter=3", "augment.n_iter.qqp=9") == (
+        "--set augment.n_iter.qqp: augment.n_iter is already set for every task")
+    assert set_error_of(StudentParams, "student.hidden.qqp=9").startswith("--set student.hidden.qqp: not a setting")
 
 
 def test_set_names_only_keys_the_stage_reads(params):
