@@ -62,14 +62,16 @@ def _scratch(parent: Path, name: str) -> Path:
     (a kill -9 mid-write leaves its scratch dir behind; the next write in that folder removes it)."""
     root = parent / TMP_DIR
     for attempt in range(20):
-        root.mkdir(parents=True, exist_ok=True)
-        for entry in root.iterdir():
-            pid = entry.name.split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(entry, ignore_errors=True)
+        # another process (e.g. an accelerate rank) may create or remove the empty root at any moment: mkdir then
+        # fails with "exists" although the folder is gone by the time it looks, or mkdtemp finds no folder
         try:
+            root.mkdir(parents=True, exist_ok=True)
+            for entry in root.iterdir():
+                pid = entry.name.split("-", 1)[0]
+                if pid.isdigit() and not _alive(int(pid)):
+                    shutil.rmtree(entry, ignore_errors=True)
             return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{name}.", dir=root))
-        except FileNotFoundError:  # another process (e.g. an accelerate rank) removed the empty root just now
+        except (FileNotFoundError, FileExistsError):
             if attempt == 19:
                 raise
 
@@ -90,11 +92,11 @@ def _mark_publishing(paths: list[Path]) -> list[Path]:
     markers = [_marker(path) for path in paths]
     for marker in markers:
         for attempt in range(20):
-            marker.parent.mkdir(exist_ok=True)
             try:
+                marker.parent.mkdir(exist_ok=True)
                 marker.write_text(record)
                 break
-            except FileNotFoundError:  # another set's publisher in this folder removed the empty folder just now
+            except (FileNotFoundError, FileExistsError):  # another publisher in this folder removed it just now
                 if attempt == 19:
                     raise
     return markers

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -173,3 +174,25 @@ def test_scratch_survives_another_writer_removing_the_empty_root(tmp_path, monke
     target = tmp_path / "out.json"
     dio.write_json({"a": 1}, target)
     assert json.loads(target.read_text()) == {"a": 1} and len(calls) == 2
+
+
+def test_scratch_and_marks_survive_a_root_created_and_removed_by_another_writer(tmp_path, monkeypatch):
+    """The other side of that race: mkdir(exist_ok=True) raises "File exists" when another writer created the
+    folder and removed it again before mkdir could see it is a directory; the writer tries again."""
+    from distill import io as dio
+
+    real, failed = Path.mkdir, []
+
+    def racy_mkdir(self, *args, **kwargs):
+        if self.name in (dio.TMP_DIR, dio.PUBLISHING_DIR) and self.name not in failed:
+            failed.append(self.name)
+            raise FileExistsError(17, "File exists", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", racy_mkdir)
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    with dio.publish(first, second) as (a, b):
+        a.write_text("1")
+        b.write_text("2")
+    assert first.read_text() == "1" and second.read_text() == "2"
+    assert failed == [dio.TMP_DIR, dio.PUBLISHING_DIR]
