@@ -22,6 +22,21 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(1)  # tiny models: one thread is fastest and never oversubscribes a busy CI runner
 
 
+# Fixtures that build a whole pipeline run (a minute or more): the tests that use one run on one xdist worker
+# (`--dist loadgroup`, pyproject.toml), which builds it once; split between workers, each would build its own.
+SHARED_BUILDS = ("tiny_dvc_repo", "own_data_repo")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group each shared build's tests for one worker, and start the tests marked `long` first: a long test
+    handed out last would leave one worker running it while the other is idle."""
+    for item in items:
+        shared = [name for name in SHARED_BUILDS if name in item.fixturenames]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # stable: the order otherwise kept
+
+
 def run_stage(script: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run a stage CLI (stages/<script>) the way DVC does: `python -m stages.<name>` from the repository root, in a
     subprocess."""

@@ -74,6 +74,7 @@ def check_class_in_effect(name: str, seen: dict) -> None:
     assert above == [] and any(lib.startswith("lstm_fused_avx2_") for lib in seen["libraries"]), seen
 
 
+@pytest.mark.long
 @pytest.mark.skipif(bool(os.environ.get(INNER)), reason="already an inner CPU-class run")
 @pytest.mark.parametrize("name", sorted(CLASSES))
 def test_cpu_sensitive_tests_pass_on(name, tmp_path):

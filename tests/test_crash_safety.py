@@ -113,6 +113,7 @@ def _outputs(folder):
     return {n: (folder / n).read_bytes() for n in DOWNLOAD_OUTS if (folder / n).exists()}
 
 
+@pytest.mark.long
 def test_kill_9_download_between_two_renames_is_refused_then_repaired(tmp_path):
     """A real kill -9 of the download stage right after it renamed train.parquet into place (the old dev, test,
     task.json and download.json still beside it): the next stage refuses with one line; a rerun repairs."""

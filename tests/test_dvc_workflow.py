@@ -241,18 +241,19 @@ def test_a_configuration_seen_before_is_restored_not_recomputed(repo):
 
 
 def test_queued_sweep_fine_tunes_the_shared_teacher_once(repo):
-    for alpha in (0, 0.5, 1):
+    alphas = (0, 1)  # the second finds the first's teacher in the run cache
+    for alpha in alphas:
         # one teacher change no earlier test made (a run-cached one would be restored, not fine-tuned)
         dvc(repo, "exp", "run", "--queue", "-n", f"sweep-{alpha}", "-S", "teacher.seed=29", "-S",
             f"student.alpha={alpha}")
     dvc(repo, "exp", "run", "--run-all", "-j", "1", timeout=600)
-    logs = "\n".join(dvc(repo, "queue", "logs", f"sweep-{alpha}").stdout for alpha in (0, 0.5, 1))
+    logs = "\n".join(dvc(repo, "queue", "logs", f"sweep-{alpha}").stdout for alpha in alphas)
     assert logs.count(f"Running stage 'finetune_teacher@{TASK}'") == 1, logs
-    assert logs.count(f"Stage 'finetune_teacher@{TASK}' is cached - skipping run") == 2, logs
-    assert logs.count(f"Running stage 'train_student@{TASK}'") == 3, logs  # each alpha trains its own student
+    assert logs.count(f"Stage 'finetune_teacher@{TASK}' is cached - skipping run") == 1, logs
+    assert logs.count(f"Running stage 'train_student@{TASK}'") == 2, logs  # each alpha trains its own student
     status = dvc(repo, "queue", "status").stdout
-    assert sum("Success" in line for line in status.splitlines() if " sweep-" in line) == 3, status
-    dvc(repo, "exp", "remove", *(f"sweep-{alpha}" for alpha in (0, 0.5, 1)))
+    assert sum("Success" in line for line in status.splitlines() if " sweep-" in line) == 2, status
+    dvc(repo, "exp", "remove", *(f"sweep-{alpha}" for alpha in alphas))
 
 
 def test_run_cache_travels_through_the_remote(repo, tmp_path):

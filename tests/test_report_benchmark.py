@@ -108,6 +108,7 @@ def test_run_benchmark_record(student_corpus, tiny_teacher):
     assert res["params_ratio"] == t["params_m"] / s["params_m"]
 
 
+@pytest.mark.long
 def test_stage(student_corpus, tiny_teacher, tmp_path):
     rng, words, vocab = student_corpus
     paths = TaskPaths("sst2", tmp_path / "data", tmp_path / "models", tmp_path / "metrics")

@@ -283,6 +283,7 @@ def test_config_without_arch_loads_as_bilstm_and_a_bad_one_is_refused(tmp_path, 
 
 
 # ---- the stages --------------------------------------------------------------------------------------------------
+@pytest.mark.long
 def test_stages_from_training_to_benchmark(tmp_path, tiny_teacher):
     """The student a cnn, the baseline a bow (the stages read each model's arch from its config.json): trained,
     evaluated, exported (checked against torch) and benchmarked."""

@@ -178,6 +178,7 @@ def test_fit_pairs_qqp(tmp_path):
 
 
 # ---- the train stage -------------------------------------------------------------------------------------------
+@pytest.mark.long
 def test_stage_student_and_baseline(tmp_path):
     paths = write_task_data(tmp_path)
     write_params(tmp_path, student={**ARCH, "embeddings": "glove-6b-50d",

@@ -201,6 +201,7 @@ pq.write_table = _write_table
 """
 
 
+@pytest.mark.long
 def test_stage_killed_mid_shard_write_resumes_to_the_same_bytes(tiny_teacher, tmp_path):
     """kill -9 of the stage while it writes shard 1 of 4; the rerun keeps shard 0, computes 1-3 (the half-written
     part is scratch, never in place) and writes the same file, byte for byte, as a run never interrupted."""
@@ -231,6 +232,7 @@ def test_stage_killed_mid_shard_write_resumes_to_the_same_bytes(tiny_teacher, tm
         "task.json", "teacher_logits.parquet", "transfer.parquet"]
 
 
+@pytest.mark.long
 def test_accelerate_launch_two_processes_matches_one_process(tiny_teacher, tmp_path):
     """`accelerate launch --num_processes 2` (CPU, gloo): each process computes every other shard, the main one
     assembles them; the output is byte-identical to one process (one thread each, so the sums agree)."""
