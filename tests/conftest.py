@@ -27,6 +27,7 @@ torch.set_num_threads(1)  # tiny models: one thread is fastest and never oversub
 SHARED_BUILDS = ("tiny_dvc_repo", "own_data_repo")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config, items):
     """Group each shared build's tests for one worker, and start the tests marked `long` first: a long test
     handed out last would leave one worker running it while the other is idle."""
