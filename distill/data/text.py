@@ -2,11 +2,18 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-from nltk.tokenize import TreebankWordTokenizer
-
-_TOKENIZER = TreebankWordTokenizer()
 _SPACES = re.compile(r"\s+")
+
+
+@lru_cache(maxsize=1)
+def _treebank():
+    """nltk's Penn Treebank tokenizer, imported on first use: importing nltk takes about a second (it loads scipy
+    and scikit-learn), which every stage and `predict` would pay even when no raw text is tokenized."""
+    from nltk.tokenize import TreebankWordTokenizer
+
+    return TreebankWordTokenizer()
 
 
 def normalize(text: str, lowercase: bool = True, tokenize: bool = True) -> str:
@@ -17,7 +24,7 @@ def normalize(text: str, lowercase: bool = True, tokenize: bool = True) -> str:
     if not text or not tokenize:
         return text
     # Treebank rewrites double quotes as `` and ''; SST-2 keeps plain tokens, so map them back.
-    tokens = ["\"" if t in ("``", "''") else t for t in _TOKENIZER.tokenize(text)]
+    tokens = ["\"" if t in ("``", "''") else t for t in _treebank().tokenize(text)]
     return " ".join(tokens)
 
 
