@@ -17,7 +17,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -45,6 +45,7 @@ def setup_logging() -> None:
 TMP_DIR = ".distill-tmp"  # one scratch folder per output folder; never an output itself
 # <folder>/.distill-publishing/<name>.json: <folder>/<name> belongs to a set of outputs being renamed into place
 PUBLISHING_DIR = ".distill-publishing"
+T = TypeVar("T")
 
 
 def _alive(pid: int) -> bool:
@@ -57,23 +58,32 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _in_shared_folder(write: Callable[[], T]) -> T:
+    """Run `write`, which makes a shared helper folder (.distill-tmp/, .distill-publishing/) and writes into it,
+    again when another process (e.g. an accelerate rank) creates or removes that folder under it: mkdir then fails
+    with "exists" although the folder is gone by the time it looks, or the write finds no folder."""
+    for attempt in range(20):
+        try:
+            return write()
+        except (FileNotFoundError, FileExistsError):
+            if attempt == 19:
+                raise
+
+
 def _scratch(parent: Path, name: str) -> Path:
     """A fresh scratch dir for `name` under parent/.distill-tmp/, after clearing what dead processes left there
     (a kill -9 mid-write leaves its scratch dir behind; the next write in that folder removes it)."""
     root = parent / TMP_DIR
-    for attempt in range(20):
-        # another process (e.g. an accelerate rank) may create or remove the empty root at any moment: mkdir then
-        # fails with "exists" although the folder is gone by the time it looks, or mkdtemp finds no folder
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            for entry in root.iterdir():
-                pid = entry.name.split("-", 1)[0]
-                if pid.isdigit() and not _alive(int(pid)):
-                    shutil.rmtree(entry, ignore_errors=True)
-            return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{name}.", dir=root))
-        except (FileNotFoundError, FileExistsError):
-            if attempt == 19:
-                raise
+
+    def make() -> Path:
+        root.mkdir(parents=True, exist_ok=True)
+        for entry in root.iterdir():
+            pid = entry.name.split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{name}.", dir=root))
+
+    return _in_shared_folder(make)
 
 
 def _drop_scratch(tmp: Path) -> None:
@@ -91,14 +101,7 @@ def _mark_publishing(paths: list[Path]) -> list[Path]:
     record = json.dumps({"outputs": [str(p) for p in paths], "command": sys.argv})
     markers = [_marker(path) for path in paths]
     for marker in markers:
-        for attempt in range(20):
-            try:
-                marker.parent.mkdir(exist_ok=True)
-                marker.write_text(record)
-                break
-            except (FileNotFoundError, FileExistsError):  # another publisher in this folder removed it just now
-                if attempt == 19:
-                    raise
+        _in_shared_folder(lambda: (marker.parent.mkdir(exist_ok=True), marker.write_text(record)))  # called at once
     return markers
 
 

@@ -1,6 +1,7 @@
 """teacher_logits stage: the fine-tuned teacher's logits for every row of data/<task>/transfer.parquet ->
 data/<task>/teacher_logits.parquet (same rows, same order), and models/<task>/runs/teacher_logits/reports/
-teacher_logits.json (rows, precision, hardware, wall time, rows/s and teacher tokens/s), which the report stage copies to metrics/<task>/reports/.
+teacher_logits.json (rows, precision, hardware, wall time, rows/s and teacher tokens/s), which the report stage
+copies to metrics/<task>/reports/.
 
 Resumable (a killed run continues from its last completed shard) and shardable across processes/GPUs:
 `accelerate launch -m stages.teacher_logits --task sst2`."""

@@ -194,13 +194,13 @@ def finetune_teacher(task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame, c
     best_model.to("cpu")
     dev_metrics = split_metrics(dev_df[LABEL].to_numpy(), preds, with_f1=task.f1, positive=task.f1_index,
                                 num_labels=task.num_labels)
+    train_wall = sum(r["train_wall_s"] for r in runs)
     report = {"model": cfg.model, "task": task.name, "dev_split": task.dev_split, "bf16": bf16,
               "precision": precision, "hardware": hardware_record(PartialState().device),
               "fused_adamw": cfg.fused_adamw, "runs": runs,
               "best_lr": best["lr"], "best_epoch": best["epoch"], "dev": dev_metrics,
-              "train_wall_s": round(sum(r["train_wall_s"] for r in runs), 2),
-              **throughput(sum(r["rows_trained"] for r in runs), sum(r["tokens_trained"] for r in runs),
-                           sum(r["train_wall_s"] for r in runs))}
+              "train_wall_s": round(train_wall, 2),
+              **throughput(sum(r["rows_trained"] for r in runs), sum(r["tokens_trained"] for r in runs), train_wall)}
     return (best_model, tokenizer, report,
             pd.DataFrame(dev_curve, columns=["model", "lr", "epoch", "step", "dev_accuracy"]),
             pd.DataFrame(loss_curve, columns=["model", "lr", "epoch", "step", "train_loss"]))

@@ -84,6 +84,8 @@ def load_teacher(path: str | Path, device: str | torch.device | None = None):
 def encode(tokenizer, first: Sequence[str], second: Sequence[str] | None,
            max_length: int) -> list[tuple[list[int], list[int] | None]]:
     """(token ids, segment ids or None), unpadded; pairs jointly as [CLS] s1 [SEP] s2 [SEP]."""
+    if not len(first):  # the fast tokenizers fail on an empty batch
+        return []
     enc = tokenizer(prepare_texts(first, tokenizer), prepare_texts(second, tokenizer), truncation=True,
                     max_length=max_length, padding=False, return_attention_mask=False,
                     return_token_type_ids=second is not None and uses_token_types(tokenizer))
@@ -124,8 +126,8 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.nd
 def teacher_logits(model, tokenizer, first: Sequence[str], second: Sequence[str] | None = None,
                    *, batch_size: int, max_length: int, bf16: bool = False, progress: bool = True) -> np.ndarray:
     """Logits (float32, (N, num_labels)) in input order; batches sorted by token length, padded dynamically."""
-    items = encode(tokenizer, first, second, max_length) if len(first) else []
-    return encoded_logits(model, tokenizer, items, batch_size=batch_size, bf16=bf16, progress=progress)
+    return encoded_logits(model, tokenizer, encode(tokenizer, first, second, max_length), batch_size=batch_size,
+                          bf16=bf16, progress=progress)
 
 
 def token_count(items: Sequence[tuple]) -> int:
